@@ -1,0 +1,65 @@
+//! Garbage: packs no manifest references, temp files of interrupted saves,
+//! and whole version directories unused for longer than `expire`.
+//! Only names packcache itself creates are ever deleted.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::format::is_pack_file_name;
+use super::fs::Fs;
+use super::manifest::{Manifest, MANIFEST_NAME};
+use super::save::LOCK_NAME;
+use super::store::{is_version_dir_name, Options};
+
+/// Deletes unreferenced packs and temp files in `dir`. Must run under the
+/// version's lock, after the commit: every save writes only under that lock,
+/// so no other writer can own a temp file here. Returns the packs removed.
+/// Failures are ignored: the next save tries again.
+pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> u32 {
+    let live: HashSet<String> =
+        manifest.scopes.iter().flat_map(|s| &s.packs).map(|p| p.file_name()).collect();
+    let Ok(entries) = fs.read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        let orphan_pack = is_pack_file_name(&entry.name) && !live.contains(&entry.name);
+        if orphan_pack || super::is_temp_name(&entry.name) {
+            if fs.remove_file(&dir.join(&entry.name)).is_ok() && orphan_pack {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// Deletes sibling version directories whose manifest (or, without one, the
+/// directory itself) was last modified longer than `expire` ago and whose
+/// lock nobody holds. Returns how many were deleted.
+pub fn expire_versions(fs: &dyn Fs, opts: &Options, own_dir: &Path) -> u32 {
+    let Some(expire) = opts.expire else { return 0 };
+    let Ok(entries) = fs.read_dir(&opts.root) else { return 0 };
+    let now = SystemTime::now();
+    let mut expired = 0;
+    for entry in entries.iter().filter(|e| e.is_dir && is_version_dir_name(&e.name)) {
+        let dir = opts.root.join(&entry.name);
+        if dir == own_dir {
+            continue;
+        }
+        let used = match fs.modified(&dir.join(MANIFEST_NAME)) {
+            Ok(Some(t)) => t,
+            _ => match fs.modified(&dir) {
+                Ok(Some(t)) => t,
+                _ => continue,
+            },
+        };
+        if now.duration_since(used).map_or(true, |age| age <= expire) {
+            continue;
+        }
+        let Ok(Some(lock)) = fs.try_lock(&dir.join(LOCK_NAME)) else { continue };
+        if fs.remove_dir_all(&dir).is_ok() {
+            expired += 1;
+        }
+        drop(lock);
+    }
+    expired
+}

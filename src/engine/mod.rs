@@ -1,0 +1,36 @@
+//! The pack storage engine. It knows nothing of N-API: the binding in
+//! `src/lib.rs` wraps [`Store`].
+//!
+//! Layers, bottom up: `fs` (all disk access) → `format`/`writer`/`reader`
+//! (one pack file) → `manifest` (the commit point) → `save` (merging updates,
+//! compaction) and `gc` (orphans, expiry) → `store` (the public API).
+
+pub mod bloom;
+pub mod error;
+pub mod format;
+pub mod fs;
+pub mod gc;
+pub mod manifest;
+mod par;
+pub mod reader;
+pub mod save;
+pub mod store;
+pub mod updates;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use store::{LoadedScope, Options, SaveStats, Store};
+pub use writer::Compression;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A temp file name unique within this machine: `<base>.tmp-<pid>-<n>`.
+pub(crate) fn temp_name(base: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{base}.tmp-{}-{n}", std::process::id())
+}
+
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    name.contains(".tmp-")
+}

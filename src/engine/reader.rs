@@ -1,0 +1,220 @@
+//! Opens a pack blob: verifies its checksum, validates the index once, then
+//! serves keys and values straight from the mapping (no parse step).
+
+use std::ops::Range;
+
+use rkyv::util::AlignedVec;
+
+use super::error::{Error, Result};
+use super::format::{ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
+use super::fs::Blob;
+
+/// How much of a pack to verify when opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// blake3 of the whole file against the trailer and the manifest's id.
+    Full,
+    /// Only the header + index hash (enough to read keys, not values).
+    IndexOnly,
+}
+
+pub struct PackView {
+    blob: Blob,
+    header: Header,
+    /// Copy of the index when the blob is not aligned for in-place access.
+    index_copy: Option<AlignedVec<16>>,
+}
+
+/// The raw (decompressed) body of a pack.
+pub enum Body {
+    Mapped(Blob, Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl Body {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Mapped(blob, range) => &(**blob).as_ref()[range.clone()],
+            Body::Owned(v) => v,
+        }
+    }
+}
+
+fn corrupt(id: &[u8; 32], what: impl std::fmt::Display) -> Error {
+    Error::corrupted(format!("pack {}: {what}", super::format::pack_file_name(id)))
+}
+
+impl PackView {
+    pub fn open(blob: Blob, id: &[u8; 32], verify: Verify) -> Result<PackView> {
+        let bytes = (*blob).as_ref();
+        let header = Header::read(bytes).map_err(|e| corrupt(id, e))?;
+        header.check_bounds(bytes.len()).map_err(|e| corrupt(id, e))?;
+        let index_end = header.body_off();
+        match verify {
+            Verify::Full => {
+                let (content, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+                let actual = blake3::hash(content);
+                if actual.as_bytes() != trailer || trailer != id {
+                    return Err(corrupt(id, "checksum mismatch"));
+                }
+            }
+            Verify::IndexOnly => {
+                if Header::compute_index_hash(bytes, index_end) != header.index_hash {
+                    return Err(corrupt(id, "index checksum mismatch"));
+                }
+            }
+        }
+        let index_bytes = &bytes[header.index_off as usize..index_end];
+        let index_copy = if (index_bytes.as_ptr() as usize) % 16 == 0 {
+            None
+        } else {
+            let mut v = AlignedVec::<16>::with_capacity(index_bytes.len());
+            v.extend_from_slice(index_bytes);
+            Some(v)
+        };
+        let view = PackView { blob, header, index_copy };
+        view.validate_index().map_err(|e| corrupt(id, e))?;
+        if (*view.blob).as_ref()[HEADER_LEN..HEADER_LEN + header.scope_len as usize].is_empty() {
+            return Err(corrupt(id, "empty scope name"));
+        }
+        Ok(view)
+    }
+
+    fn index_bytes(&self) -> &[u8] {
+        match &self.index_copy {
+            Some(v) => v.as_slice(),
+            None => &(*self.blob).as_ref()[self.header.index_off as usize..self.header.body_off()],
+        }
+    }
+
+    fn validate_index(&self) -> std::result::Result<(), String> {
+        let index = rkyv::access::<ArchivedPackIndex, rkyv::rancor::Error>(self.index_bytes())
+            .map_err(|e| format!("invalid index: {e}"))?;
+        let n = self.header.items as usize;
+        let ends_ok = |ends: &[rkyv::rend::u64_le], last: u64| {
+            ends.windows(2).all(|w| w[0].to_native() <= w[1].to_native())
+                && ends.last().map_or(0, |e| e.to_native()) == last
+        };
+        if index.key_ends.len() != n || index.value_ends.len() != n {
+            return Err("index item count does not match the header".into());
+        }
+        if !ends_ok(&index.key_ends, index.keys.len() as u64)
+            || !ends_ok(&index.value_ends, self.header.body_raw)
+            || !ends_ok(&index.block_raw_ends, self.header.body_raw)
+            || !ends_ok(&index.block_stored_ends, self.header.body_stored)
+            || index.block_raw_ends.len() != index.block_stored_ends.len()
+        {
+            return Err("index offsets are inconsistent".into());
+        }
+        for b in 0..index.block_raw_ends.len() {
+            let (raw, stored) = (self.block_raw(index, b), self.block_stored(index, b));
+            if stored.len() > raw.len() || raw.is_empty() {
+                return Err("index block sizes are inconsistent".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&self) -> &ArchivedPackIndex {
+        // SAFETY: validated with `rkyv::access` in `open`; the bytes are immutable.
+        unsafe { rkyv::access_unchecked::<ArchivedPackIndex>(self.index_bytes()) }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.header.generation
+    }
+
+    pub fn len(&self) -> usize {
+        self.header.items as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn scope(&self) -> &[u8] {
+        &(*self.blob).as_ref()[HEADER_LEN..HEADER_LEN + self.header.scope_len as usize]
+    }
+
+    fn end_range(ends: &[rkyv::rend::u64_le], i: usize) -> Range<usize> {
+        let start = if i == 0 { 0 } else { ends[i - 1].to_native() as usize };
+        start..ends[i].to_native() as usize
+    }
+
+    pub fn key(&self, i: usize) -> &[u8] {
+        let index = self.index();
+        &index.keys[Self::end_range(&index.key_ends, i)]
+    }
+
+    pub fn value_range(&self, i: usize) -> Range<usize> {
+        Self::end_range(&self.index().value_ends, i)
+    }
+
+    pub fn value_len(&self, i: usize) -> u64 {
+        self.value_range(i).len() as u64
+    }
+
+    fn block_raw(&self, index: &ArchivedPackIndex, b: usize) -> Range<usize> {
+        Self::end_range(&index.block_raw_ends, b)
+    }
+
+    fn block_stored(&self, index: &ArchivedPackIndex, b: usize) -> Range<usize> {
+        let r = Self::end_range(&index.block_stored_ends, b);
+        let off = self.header.body_off();
+        r.start + off..r.end + off
+    }
+
+    /// Linear search; packs hold a few thousand keys and `get` is rare.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
+        (0..self.len()).find(|&i| self.key(i) == key)
+    }
+
+    fn decode_block(&self, index: &ArchivedPackIndex, b: usize, out: &mut [u8]) -> Result<()> {
+        let stored = &(*self.blob).as_ref()[self.block_stored(index, b)];
+        if stored.len() == out.len() {
+            out.copy_from_slice(stored);
+            return Ok(());
+        }
+        match zstd::bulk::decompress_to_buffer(stored, out) {
+            Ok(n) if n == out.len() => Ok(()),
+            Ok(_) => Err(Error::corrupted("a pack block decompressed to the wrong length")),
+            Err(e) => Err(Error::corrupted(format!("a pack block failed to decompress: {e}"))),
+        }
+    }
+
+    /// The whole raw body: the mapping itself when no block is compressed.
+    pub fn decode_body(&self) -> Result<Body> {
+        let index = self.index();
+        let off = self.header.body_off();
+        if self.header.body_stored == self.header.body_raw {
+            let range = off..off + self.header.body_raw as usize;
+            return Ok(Body::Mapped(self.blob.clone(), range));
+        }
+        let mut out = vec![0u8; self.header.body_raw as usize];
+        for b in 0..index.block_raw_ends.len() {
+            let raw = self.block_raw(index, b);
+            self.decode_block(index, b, &mut out[raw])?;
+        }
+        Ok(Body::Owned(out))
+    }
+
+    /// One value, decompressing only the block that holds it.
+    pub fn read_value(&self, i: usize) -> Result<Vec<u8>> {
+        let range = self.value_range(i);
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let index = self.index();
+        let b = index.block_raw_ends.partition_point(|e| (e.to_native() as usize) <= range.start);
+        if b >= index.block_raw_ends.len() {
+            return Err(Error::corrupted("value lies outside every block"));
+        }
+        let raw = self.block_raw(index, b);
+        if range.end > raw.end {
+            return Err(Error::corrupted("value spans two blocks"));
+        }
+        let mut block = vec![0u8; raw.len()];
+        self.decode_block(index, b, &mut block)?;
+        Ok(block[range.start - raw.start..range.end - raw.start].to_vec())
+    }
+}

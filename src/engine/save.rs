@@ -1,0 +1,276 @@
+//! Commit of one batch: under the version's file lock, merge the batch into
+//! the latest committed manifest (another process may have committed since we
+//! last looked), write only the changed items into new packs, compact packs
+//! whose live share fell low, then atomically replace the manifest.
+
+use std::collections::{HashMap, HashSet};
+
+use super::error::{Error, Result};
+use super::fs::Fs;
+use super::gc;
+use super::manifest::{self, Manifest, PackMeta, ScopeMeta};
+use super::par;
+use super::reader::{Body, PackView, Verify};
+use super::store::{SaveStats, Store};
+use super::updates::{Batch, ScopeUpdates};
+use super::writer::{encode_pack, item_size, EncodedPack};
+
+pub const LOCK_NAME: &str = "LOCK";
+/// A pack whose dead share reaches 1/DEAD_SHARE_DIVISOR is rewritten.
+const DEAD_SHARE_DIVISOR: u64 = 5;
+/// Packs below pack_size / SMALL_DIVISOR count as small ...
+const SMALL_DIVISOR: u64 = 4;
+/// ... and once a scope has this many, they are merged.
+const MAX_SMALL_PACKS: usize = 8;
+
+pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
+    let fs = &*store.fs;
+    let dir = store.dir();
+    let mut stats = SaveStats::default();
+    let corrupt: HashSet<[u8; 32]> = store.corrupt_packs.lock().unwrap().clone();
+    if !batch.is_empty() || !corrupt.is_empty() {
+        fs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        let lock_path = dir.join(LOCK_NAME);
+        let _lock = fs.lock(&lock_path).map_err(|e| Error::io("lock", &lock_path, e))?;
+        let base = match manifest::read(fs, dir) {
+            Ok(m) => m.unwrap_or_default(),
+            Err(Error::Corrupted { .. }) => Manifest::default(), // a cache: start over
+            Err(e) => return Err(e),
+        };
+        let next = merge(store, batch, &base, &corrupt, &mut stats)?;
+        manifest::commit(fs, dir, &next, store.opts.fsync)?;
+        store.corrupt_packs.lock().unwrap().retain(|id| !corrupt.contains(id));
+        store.forget_views();
+        stats.generation = next.generation;
+        stats.packs_removed = gc::remove_orphans(fs, dir, &next);
+    }
+    stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
+    Ok(stats)
+}
+
+/// Work for one scope: which packs survive (with updated dead lists) and
+/// which items go into new packs.
+struct ScopePlan<'a> {
+    name: String,
+    kept: Vec<PackMeta>,
+    sources: Vec<(PackView, Body, Vec<u32>)>,
+    updates: Option<&'a ScopeUpdates>,
+}
+
+fn merge(
+    store: &Store,
+    batch: &Batch,
+    base: &Manifest,
+    corrupt: &HashSet<[u8; 32]>,
+    stats: &mut SaveStats,
+) -> Result<Manifest> {
+    let generation = base.generation + 1;
+    let mut scopes: Vec<ScopeMeta> = base
+        .scopes
+        .iter()
+        .filter(|s| !batch.clears(&s.name))
+        .filter(|s| !s.packs.iter().any(|p| corrupt.contains(&p.id)))
+        .cloned()
+        .collect();
+    let mut plans = Vec::new();
+    for (name, updates) in batch.updates.iter().filter(|(_, u)| !u.is_empty()) {
+        let packs = match scopes.iter().position(|s| &s.name == name) {
+            Some(i) => scopes.remove(i).packs,
+            None => Vec::new(),
+        };
+        plans.push(plan_scope(store, name, packs, Some(updates))?);
+    }
+    let mut chunks = Vec::new();
+    for (pi, plan) in plans.iter().enumerate() {
+        for items in chunk_items(plan, store.opts.pack_size) {
+            chunks.push((pi, items));
+        }
+    }
+    let encoded = par::map(chunks, |(pi, items)| {
+        let pack = encode_pack(&plans[pi].name, generation, &items, store.opts.compression)?;
+        write_pack(store, &pack)?;
+        Ok::<_, Error>((pi, pack))
+    });
+    if store.opts.fsync {
+        store.fs.sync_dir(store.dir()).map_err(|e| Error::io("fsync", store.dir(), e))?;
+    }
+    let mut new_packs: Vec<Vec<PackMeta>> = plans.iter().map(|_| Vec::new()).collect();
+    for result in encoded {
+        let (pi, pack) = result?;
+        stats.packs_written += 1;
+        stats.bytes_written += pack.bytes.len() as u64;
+        stats.items_written += pack.items as u64;
+        new_packs[pi].push(pack_meta(&pack));
+    }
+    for (plan, fresh) in plans.into_iter().zip(new_packs) {
+        let mut packs = plan.kept;
+        packs.extend(fresh);
+        if !packs.is_empty() {
+            scopes.push(ScopeMeta { name: plan.name, packs });
+        }
+    }
+    scopes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Manifest { generation, version: store.opts.version.clone(), scopes })
+}
+
+fn pack_meta(pack: &EncodedPack) -> PackMeta {
+    PackMeta {
+        id: pack.id,
+        file_len: pack.bytes.len() as u64,
+        items: pack.items,
+        raw_bytes: pack.raw_bytes,
+        dead: Vec::new(),
+        dead_bytes: 0,
+        bloom: pack.bloom.clone(),
+    }
+}
+
+/// Writes `<id>.pack` through a temp file, so a file under a pack's name is
+/// always complete (a crash leaves only a temp file, removed by the next save).
+fn write_pack(store: &Store, pack: &EncodedPack) -> Result<()> {
+    let fs: &dyn Fs = &*store.fs;
+    let name = super::format::pack_file_name(&pack.id);
+    let tmp = store.dir().join(super::temp_name(&name));
+    let path = store.dir().join(&name);
+    if let Err(e) = fs.write_file(&tmp, &pack.bytes, store.opts.fsync) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io("write", tmp, e));
+    }
+    if let Err(e) = fs.rename(&tmp, &path) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io("rename", path, e));
+    }
+    Ok(())
+}
+
+/// Marks the committed copies of updated keys dead, then picks packs to
+/// compact. A scope whose packs cannot be read is started afresh.
+fn plan_scope<'a>(
+    store: &Store,
+    name: &str,
+    mut packs: Vec<PackMeta>,
+    updates: Option<&'a ScopeUpdates>,
+) -> Result<ScopePlan<'a>> {
+    if let Some(updates) = updates {
+        match mark_dead(store, &mut packs, updates) {
+            Ok(()) => {}
+            Err(Error::Corrupted { .. }) => packs.clear(),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut plan = ScopePlan { name: name.to_owned(), kept: Vec::new(), sources: Vec::new(), updates };
+    let new_bytes: u64 = updates
+        .map(|u| u.iter().filter_map(|(k, v)| v.as_ref().map(|v| item_size(k, v))).sum())
+        .unwrap_or(0);
+    let small_limit = store.opts.pack_size / SMALL_DIVISOR;
+    let small_count = packs.iter().filter(|p| p.raw_bytes < small_limit).count() + usize::from(new_bytes < small_limit);
+    let merge_small = small_count >= MAX_SMALL_PACKS;
+    let mut to_compact = Vec::new();
+    for pack in packs {
+        if pack.live_items() == 0 {
+            continue; // fully dead: dropped from the manifest, deleted by GC
+        }
+        let sparse = pack.dead_bytes * DEAD_SHARE_DIVISOR >= pack.raw_bytes;
+        if sparse || (merge_small && pack.raw_bytes < small_limit) {
+            to_compact.push(pack);
+        } else {
+            plan.kept.push(pack);
+        }
+    }
+    let opened = par::map(to_compact, |meta| open_source(store, meta));
+    for result in opened {
+        match result {
+            Ok(source) => plan.sources.push(source),
+            Err(Error::Corrupted { .. }) => {
+                plan.kept.clear();
+                plan.sources.clear();
+                return Ok(plan);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(plan)
+}
+
+fn open_source(store: &Store, meta: PackMeta) -> Result<(PackView, Body, Vec<u32>)> {
+    let path = store.dir().join(meta.file_name());
+    let blob = store.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
+    let view = PackView::open(blob, &meta.id, Verify::Full)?;
+    if view.len() != meta.items as usize {
+        return Err(Error::corrupted("pack item count differs from the manifest"));
+    }
+    let body = view.decode_body()?;
+    Ok((view, body, meta.dead))
+}
+
+/// Scans the keys (index only) of every pack of the scope and marks the live
+/// copy of each updated key dead.
+fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> Result<()> {
+    let metas: Vec<(usize, &PackMeta)> = packs.iter().enumerate().collect();
+    let found = par::map(metas, |(pi, meta)| -> Result<Vec<(usize, u32, u64)>> {
+        let path = store.dir().join(meta.file_name());
+        let blob = store.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
+        let view = PackView::open(blob, &meta.id, Verify::IndexOnly)?;
+        if view.len() != meta.items as usize {
+            return Err(Error::corrupted("pack item count differs from the manifest"));
+        }
+        let mut hits = Vec::new();
+        for i in 0..view.len() {
+            let key = view.key(i);
+            if updates.contains_key(key) && !meta.is_dead(i as u32) {
+                hits.push((pi, i as u32, item_size(key, &[]) + view.value_len(i)));
+            }
+        }
+        Ok(hits)
+    });
+    let mut per_pack: HashMap<usize, Vec<(u32, u64)>> = HashMap::new();
+    for hits in found {
+        for (pi, item, size) in hits.map_err(|e| if e.is_not_found() { Error::corrupted(e.to_string()) } else { e })? {
+            per_pack.entry(pi).or_default().push((item, size));
+        }
+    }
+    for (pi, hits) in per_pack {
+        let pack = &mut packs[pi];
+        for (item, size) in hits {
+            pack.dead.push(item);
+            pack.dead_bytes += size;
+        }
+        pack.dead.sort_unstable();
+        pack.dead.dedup();
+    }
+    Ok(())
+}
+
+/// Items for new packs: the batch's sets, then the live items of compacted
+/// packs (their keys are not in the batch: those copies were marked dead),
+/// split into chunks of about `pack_size` raw bytes.
+fn chunk_items<'p>(plan: &'p ScopePlan<'_>, pack_size: u64) -> Vec<Vec<(&'p [u8], &'p [u8])>> {
+    let mut items: Vec<(&[u8], &[u8])> = Vec::new();
+    if let Some(updates) = plan.updates {
+        items.extend(updates.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v.as_slice()))));
+    }
+    for (view, body, dead) in &plan.sources {
+        let bytes = body.bytes();
+        for i in 0..view.len() {
+            if dead.binary_search(&(i as u32)).is_err() {
+                items.push((view.key(i), &bytes[view.value_range(i)]));
+            }
+        }
+    }
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let s = item_size(item.0, item.1);
+        if !current.is_empty() && size + s > pack_size {
+            chunks.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += s;
+        current.push(item);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}

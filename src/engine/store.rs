@@ -1,0 +1,539 @@
+//! The public face of the engine: one [`Store`] per open cache directory and
+//! version. Loads read the committed manifest plus this instance's unsaved
+//! updates; saves are queued in call order and committed under a file lock.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use super::bloom;
+use super::error::{Error, Result};
+use super::fs::Fs;
+use super::manifest::{self, Manifest, PackMeta};
+use super::par;
+use super::reader::{Body, PackView, Verify};
+use super::updates::{Batch, Overlay, Pending};
+use super::writer::Compression;
+
+/// How often a reader re-reads the manifest after finding a pack deleted by a
+/// concurrent save before calling the pack missing.
+const READ_RETRIES: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub root: PathBuf,
+    pub version: String,
+    pub compression: Compression,
+    /// Target raw bytes per pack.
+    pub pack_size: u64,
+    /// Other versions unused for longer are deleted by `save`; `None` keeps them.
+    pub expire: Option<Duration>,
+    pub fsync: bool,
+    pub readonly: bool,
+}
+
+impl Options {
+    pub fn new(root: impl Into<PathBuf>, version: impl Into<String>) -> Options {
+        Options {
+            root: root.into(),
+            version: version.into(),
+            compression: Compression::Zstd(DEFAULT_LEVEL),
+            pack_size: DEFAULT_PACK_SIZE,
+            expire: Some(DEFAULT_EXPIRE),
+            fsync: false,
+            readonly: false,
+        }
+    }
+}
+
+pub const DEFAULT_LEVEL: i32 = 1;
+pub const DEFAULT_PACK_SIZE: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MAX_KEY_LEN: usize = 1 << 30;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveStats {
+    pub generation: u64,
+    pub packs_written: u32,
+    pub bytes_written: u64,
+    pub items_written: u64,
+    pub packs_removed: u32,
+    pub versions_expired: u32,
+}
+
+/// One pack of a loaded scope, decoded, with the items to skip.
+pub struct LoadedPack {
+    pub view: PackView,
+    pub body: Body,
+    pub dead: Vec<u32>,
+}
+
+/// A scope's contents as of a load: committed packs plus unsaved updates.
+#[derive(Default)]
+pub struct LoadedScope {
+    pub packs: Vec<LoadedPack>,
+    /// Unsaved sets, which shadow committed items with the same key.
+    pub extra: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Keys whose committed copy is hidden (unsaved sets and removes).
+    pub shadowed: HashSet<Vec<u8>>,
+}
+
+impl LoadedScope {
+    /// Calls `f` for every live pair: committed ones first, then unsaved sets.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        for pack in &self.packs {
+            let body = pack.body.bytes();
+            let mut dead = pack.dead.iter().peekable();
+            for i in 0..pack.view.len() {
+                if dead.next_if(|&&d| d as usize == i).is_some() {
+                    continue;
+                }
+                let key = pack.view.key(i);
+                if !self.shadowed.is_empty() && self.shadowed.contains(key) {
+                    continue;
+                }
+                f(key, &body[pack.view.value_range(i)]);
+            }
+        }
+        for (k, v) in &self.extra {
+            f(k, v);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        let mut n = 0;
+        self.for_each(|_, _| n += 1);
+        n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_pairs(self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.for_each(|k, v| out.push((k.to_vec(), v.to_vec())));
+        out
+    }
+}
+
+pub struct Store {
+    pub(crate) opts: Options,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) dir: PathBuf,
+    pending: Pending,
+    /// Batches handed to `save`/`reset` and not yet finished, in call order.
+    inflight: Mutex<Vec<Arc<Batch>>>,
+    next_seq: AtomicU64,
+    /// Sequence number of the batch whose turn it is to commit.
+    turn: Mutex<u64>,
+    turn_cv: Condvar,
+    /// Packs a load found corrupt: the next save drops their scopes.
+    pub(crate) corrupt_packs: Mutex<HashSet<[u8; 32]>>,
+    /// Fully verified packs that `get` has opened, by id.
+    views: Mutex<HashMap<[u8; 32], Arc<PackView>>>,
+    closed: AtomicBool,
+    touched: AtomicBool,
+}
+
+/// Directory of one version under the root: the version string is hashed, so
+/// no version can name a path outside the root.
+pub fn version_dir_name(version: &str) -> String {
+    format!("pc1-{}", &blake3::hash(version.as_bytes()).to_hex()[..32])
+}
+
+pub fn is_version_dir_name(name: &str) -> bool {
+    name.len() == 36
+        && name.starts_with("pc1-")
+        && name[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Scope names are 1–128 characters of `[A-Za-z0-9_.-]`, not `.` or `..`.
+pub fn validate_scope(scope: &str) -> Result<()> {
+    let ok_chars = scope.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    if scope.is_empty() || scope.len() > 128 || !ok_chars || scope == "." || scope == ".." {
+        let shown: String = scope.chars().take(40).collect();
+        return Err(Error::InvalidArg(format!(
+            "scope name {shown:?} must be 1-128 characters of [A-Za-z0-9_.-] and not '.' or '..'"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::InvalidArg(format!("key of {} bytes exceeds the limit of 1 GiB", key.len())));
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn open(opts: Options, fs: Arc<dyn Fs>) -> Result<Store> {
+        if opts.version.len() > 4096 {
+            return Err(Error::InvalidArg("version must be at most 4096 bytes".into()));
+        }
+        if opts.pack_size == 0 {
+            return Err(Error::InvalidArg("packSize must be positive".into()));
+        }
+        if let Compression::Zstd(level) = opts.compression {
+            let range = zstd::compression_level_range();
+            if !range.contains(&level) {
+                return Err(Error::InvalidArg(format!(
+                    "compressionLevel {level} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+        }
+        if !opts.readonly {
+            fs.create_dir_all(&opts.root).map_err(|e| Error::io("create directory", &opts.root, e))?;
+        }
+        let is_dir = fs.is_dir(&opts.root).map_err(|e| Error::io("stat", &opts.root, e))?;
+        let exists = fs.modified(&opts.root).map_err(|e| Error::io("stat", &opts.root, e))?.is_some();
+        if exists && !is_dir {
+            return Err(Error::io(
+                "open",
+                &opts.root,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "root is not a directory"),
+            ));
+        }
+        let dir = opts.root.join(version_dir_name(&opts.version));
+        Ok(Store {
+            opts,
+            fs,
+            dir,
+            pending: Pending::default(),
+            inflight: Mutex::new(Vec::new()),
+            next_seq: AtomicU64::new(0),
+            turn: Mutex::new(0),
+            turn_cv: Condvar::new(),
+            corrupt_packs: Mutex::new(HashSet::new()),
+            views: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            touched: AtomicBool::new(false),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    pub fn set(&self, scope: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.check_open()?;
+        validate_scope(scope)?;
+        validate_key(key)?;
+        self.pending.set(scope, key.to_vec(), Some(value.to_vec()));
+        Ok(())
+    }
+
+    pub fn remove(&self, scope: &str, key: &[u8]) -> Result<()> {
+        self.check_open()?;
+        validate_scope(scope)?;
+        validate_key(key)?;
+        self.pending.set(scope, key.to_vec(), None);
+        Ok(())
+    }
+
+    /// The committed manifest, or an empty one when none exists yet.
+    pub(crate) fn read_manifest(&self) -> Result<Manifest> {
+        Ok(manifest::read(&*self.fs, &self.dir)?.unwrap_or_default())
+    }
+
+    fn overlays(&self, scopes: &[String]) -> Vec<Overlay> {
+        let inflight = self.inflight.lock().unwrap();
+        scopes
+            .iter()
+            .map(|s| Overlay::build(s, &inflight, self.pending.scope_snapshot(s)))
+            .collect()
+    }
+
+    pub fn load(&self, scope: &str) -> Result<LoadedScope> {
+        self.load_many(&[scope.to_owned()])?.pop().expect("one result per scope")
+    }
+
+    /// Loads every scope (in parallel across all their packs). The outer
+    /// `Err` is for the whole call; each scope has its own result.
+    pub fn load_many(&self, scopes: &[String]) -> Result<Vec<Result<LoadedScope>>> {
+        self.check_open()?;
+        for s in scopes {
+            validate_scope(s)?;
+        }
+        let overlays = self.overlays(scopes);
+        let mut attempt = 0;
+        let committed = loop {
+            let manifest = self.read_manifest()?;
+            let results = self.load_committed(&manifest, scopes, &overlays);
+            let missing = results.iter().any(|r| matches!(r, Err(e) if e.is_not_found()));
+            if !missing || attempt >= READ_RETRIES {
+                break results;
+            }
+            attempt += 1;
+        };
+        self.touch_once();
+        let out = committed
+            .into_iter()
+            .zip(overlays)
+            .map(|(packs, overlay)| {
+                let packs = packs.map_err(missing_as_corrupt)?;
+                Ok(apply_overlay(packs, overlay))
+            })
+            .collect();
+        Ok(out)
+    }
+
+    fn load_committed(
+        &self,
+        manifest: &Manifest,
+        scopes: &[String],
+        overlays: &[Overlay],
+    ) -> Vec<Result<Vec<LoadedPack>>> {
+        let mut jobs = Vec::new();
+        for (si, (scope, overlay)) in scopes.iter().zip(overlays).enumerate() {
+            if overlay.cleared {
+                continue;
+            }
+            for pack in manifest.scope(scope).map(|s| s.packs.as_slice()).unwrap_or_default() {
+                jobs.push((si, pack));
+            }
+        }
+        let decoded = par::map(jobs, |(si, pack)| (si, self.decode_pack(pack)));
+        let mut out: Vec<Result<Vec<LoadedPack>>> = scopes.iter().map(|_| Ok(Vec::new())).collect();
+        for (si, result) in decoded {
+            match (result, &mut out[si]) {
+                (Ok(pack), Ok(list)) => list.push(pack),
+                (Err(e), slot @ Ok(_)) => *slot = Err(e),
+                (_, Err(_)) => {}
+            }
+        }
+        out
+    }
+
+    fn decode_pack(&self, meta: &PackMeta) -> Result<LoadedPack> {
+        let path = self.dir.join(meta.file_name());
+        let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
+        let result = PackView::open(blob, &meta.id, Verify::Full).and_then(|view| {
+            if view.len() != meta.items as usize {
+                return Err(Error::corrupted("pack item count differs from the manifest"));
+            }
+            let body = view.decode_body()?;
+            Ok(LoadedPack { view, body, dead: meta.dead.clone() })
+        });
+        if let Err(Error::Corrupted { .. }) = &result {
+            self.corrupt_packs.lock().unwrap().insert(meta.id);
+        }
+        result
+    }
+
+    /// Marks this version as used, for other instances' expiry (once per instance).
+    fn touch_once(&self) {
+        if !self.opts.readonly && !self.touched.swap(true, Ordering::AcqRel) {
+            let _ = self.fs.touch(&self.dir.join(manifest::MANIFEST_NAME));
+        }
+    }
+
+    /// One value; opens (at most, barring Bloom false positives) one pack.
+    pub fn get(&self, scope: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_open()?;
+        validate_scope(scope)?;
+        {
+            let inflight = self.inflight.lock().unwrap();
+            if let Some(v) = Overlay::lookup(scope, key, &inflight, &self.pending) {
+                return Ok(v);
+            }
+        }
+        let hash = bloom::key_hash(key);
+        let mut attempt = 0;
+        loop {
+            let manifest = self.read_manifest()?;
+            match self.get_committed(&manifest, scope, key, hash) {
+                Err(e) if e.is_not_found() && attempt < READ_RETRIES => attempt += 1,
+                other => return other.map_err(missing_as_corrupt),
+            }
+        }
+    }
+
+    fn get_committed(&self, manifest: &Manifest, scope: &str, key: &[u8], hash: (u64, u64)) -> Result<Option<Vec<u8>>> {
+        let Some(meta) = manifest.scope(scope) else { return Ok(None) };
+        for pack in meta.packs.iter().rev() {
+            if !bloom::may_contain(&pack.bloom, hash) {
+                continue;
+            }
+            let view = self.cached_view(pack)?;
+            if let Some(i) = view.find(key) {
+                return if pack.is_dead(i as u32) { Ok(None) } else { view.read_value(i).map(Some) };
+            }
+        }
+        Ok(None)
+    }
+
+    fn cached_view(&self, meta: &PackMeta) -> Result<Arc<PackView>> {
+        if let Some(v) = self.views.lock().unwrap().get(&meta.id) {
+            return Ok(v.clone());
+        }
+        let path = self.dir.join(meta.file_name());
+        let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
+        let view = Arc::new(PackView::open(blob, &meta.id, Verify::Full).inspect_err(|e| {
+            if matches!(e, Error::Corrupted { .. }) {
+                self.corrupt_packs.lock().unwrap().insert(meta.id);
+            }
+        })?);
+        let mut views = self.views.lock().unwrap();
+        if views.len() >= 256 {
+            views.clear(); // bounded: mappings are cheap to re-open, not to hold forever
+        }
+        views.insert(meta.id, view.clone());
+        Ok(view)
+    }
+
+    /// Committed scopes plus scopes with unsaved sets, minus those being reset.
+    pub fn scopes(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        let manifest = self.read_manifest()?;
+        let inflight = self.inflight.lock().unwrap().clone();
+        let mut names: HashSet<String> = manifest
+            .scopes
+            .iter()
+            .filter(|s| !inflight.iter().any(|b| b.clears(&s.name)))
+            .filter(|s| s.packs.iter().any(|p| p.live_items() > 0))
+            .map(|s| s.name.clone())
+            .collect();
+        for batch in &inflight {
+            names.extend(
+                batch.updates.iter().filter(|(_, u)| u.values().any(|v| v.is_some())).map(|(s, _)| s.clone()),
+            );
+        }
+        names.extend(self.pending.scopes_with_sets());
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn enqueue(&self, build: impl FnOnce(&mut Batch)) -> Result<Arc<Batch>> {
+        self.check_open()?;
+        if self.opts.readonly {
+            return Err(Error::ReadOnly("save"));
+        }
+        let mut inflight = self.inflight.lock().unwrap();
+        let mut batch = Batch { seq: self.next_seq.fetch_add(1, Ordering::AcqRel), ..Batch::default() };
+        build(&mut batch);
+        let batch = Arc::new(batch);
+        inflight.push(batch.clone());
+        Ok(batch)
+    }
+
+    /// Takes the pending updates now (a later `set` goes to the next save) and
+    /// queues them; `finish` commits them.
+    pub fn begin_save(&self) -> Result<Arc<Batch>> {
+        self.enqueue(|b| b.updates = self.pending.take_all())
+    }
+
+    /// Drops one scope (with its unsaved updates) or, with `None`, everything
+    /// of this version; `finish` commits the drop.
+    pub fn begin_reset(&self, scope: Option<&str>) -> Result<Arc<Batch>> {
+        if let Some(s) = scope {
+            validate_scope(s)?;
+        }
+        if self.opts.readonly {
+            return Err(Error::ReadOnly("reset"));
+        }
+        self.enqueue(|b| match scope {
+            Some(s) => {
+                self.pending.drop_scope(s);
+                b.clear.insert(s.to_owned());
+            }
+            None => {
+                self.pending.clear();
+                b.clear_all = true;
+            }
+        })
+    }
+
+    /// Commits a queued batch after every earlier one. On failure the batch's
+    /// updates go back to the pending maps, so a later save retries them.
+    pub fn finish(&self, batch: Arc<Batch>) -> Result<SaveStats> {
+        let mut turn = self.turn.lock().unwrap();
+        while *turn != batch.seq {
+            turn = self.turn_cv.wait(turn).unwrap();
+        }
+        drop(turn);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| super::save::commit(self, &batch)))
+            .unwrap_or_else(|p| Err(Error::Internal(panic_message(&p))));
+        {
+            let mut inflight = self.inflight.lock().unwrap();
+            if result.is_err() {
+                self.pending.restore(&batch.updates);
+            }
+            inflight.retain(|b| b.seq != batch.seq);
+        }
+        *self.turn.lock().unwrap() += 1;
+        self.turn_cv.notify_all();
+        result
+    }
+
+    pub fn save(&self) -> Result<SaveStats> {
+        let batch = self.begin_save()?;
+        self.finish(batch)
+    }
+
+    pub fn reset(&self, scope: Option<&str>) -> Result<()> {
+        let batch = self.begin_reset(scope)?;
+        self.finish(batch).map(|_| ())
+    }
+
+    /// Refuses new work, waits for queued saves, then drops memory and files.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let last = self.next_seq.load(Ordering::Acquire);
+        let mut turn = self.turn.lock().unwrap();
+        while *turn < last {
+            turn = self.turn_cv.wait(turn).unwrap();
+        }
+        drop(turn);
+        self.pending.clear();
+        self.views.lock().unwrap().clear();
+    }
+
+    pub(crate) fn forget_views(&self) {
+        self.views.lock().unwrap().clear();
+    }
+}
+
+fn missing_as_corrupt(e: Error) -> Error {
+    match e {
+        Error::Io { path, source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::corrupted(format!("pack {} is missing", path.display()))
+        }
+        other => other,
+    }
+}
+
+fn apply_overlay(packs: Vec<LoadedPack>, overlay: Overlay) -> LoadedScope {
+    let mut scope = LoadedScope { packs, ..LoadedScope::default() };
+    for (key, value) in overlay.entries {
+        if let Some(v) = value {
+            scope.extra.push((key.clone(), v));
+        }
+        scope.shadowed.insert(key);
+    }
+    scope
+}
+
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a worker panicked".into())
+}
