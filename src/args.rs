@@ -1,0 +1,95 @@
+//! Checks of JavaScript arguments. Wrong types throw `TypeError`; the raw
+//! N-API calls avoid a copy for Buffers and work for any Uint8Array.
+
+use napi::bindgen_prelude::Unknown;
+use napi::{sys, Env, JsValue, Result, ValueType};
+
+use crate::js_errors::type_error;
+
+pub fn string(env: &Env, value: &Unknown, name: &str) -> Result<String> {
+    if value.get_type()? != ValueType::String {
+        return Err(type_error(env, &format!("{name} must be a string")));
+    }
+    read_string(env, value)
+}
+
+fn read_string(env: &Env, value: &Unknown) -> Result<String> {
+    let (raw_env, raw) = (env.raw(), value.raw());
+    let mut len = 0usize;
+    unsafe { sys::napi_get_value_string_utf8(raw_env, raw, std::ptr::null_mut(), 0, &mut len) };
+    let mut buf = vec![0u8; len + 1];
+    let mut written = 0usize;
+    unsafe { sys::napi_get_value_string_utf8(raw_env, raw, buf.as_mut_ptr().cast(), buf.len(), &mut written) };
+    buf.truncate(written);
+    String::from_utf8(buf).map_err(|_| type_error(env, "string is not valid UTF-16"))
+}
+
+/// The bytes of a Buffer / Uint8Array, valid while `value` is.
+fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Option<&'a [u8]> {
+    let (raw_env, raw) = (env.raw(), value.raw());
+    let mut is_typed = false;
+    unsafe { sys::napi_is_typedarray(raw_env, raw, &mut is_typed) };
+    if !is_typed {
+        return None;
+    }
+    let mut kind = 0;
+    let mut len = 0usize;
+    let mut data = std::ptr::null_mut();
+    let mut ab = std::ptr::null_mut();
+    let mut offset = 0usize;
+    let status =
+        unsafe { sys::napi_get_typedarray_info(raw_env, raw, &mut kind, &mut len, &mut data, &mut ab, &mut offset) };
+    if status != sys::Status::napi_ok || kind != sys::TypedarrayType::uint8_array {
+        return None;
+    }
+    if data.is_null() || len == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: N-API reports `len` bytes at `data`, alive as long as the array.
+    Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+}
+
+/// A key: Buffer, Uint8Array or string (stored as its UTF-8 bytes).
+pub fn key(env: &Env, value: &Unknown) -> Result<Vec<u8>> {
+    if let Some(bytes) = typed_bytes(env, value) {
+        return Ok(bytes.to_vec());
+    }
+    if value.get_type()? == ValueType::String {
+        return Ok(read_string(env, value)?.into_bytes());
+    }
+    Err(type_error(env, "key must be a Buffer, Uint8Array or string"))
+}
+
+/// A value: Buffer or Uint8Array, borrowed.
+pub fn value<'a>(env: &Env, value: &'a Unknown) -> Result<&'a [u8]> {
+    typed_bytes(env, value).ok_or_else(|| type_error(env, "value must be a Buffer or Uint8Array"))
+}
+
+/// Data to hash: like a key.
+pub fn data(env: &Env, value: &Unknown) -> Result<Vec<u8>> {
+    if let Some(bytes) = typed_bytes(env, value) {
+        return Ok(bytes.to_vec());
+    }
+    if value.get_type()? == ValueType::String {
+        return Ok(read_string(env, value)?.into_bytes());
+    }
+    Err(type_error(env, "data must be a Buffer, Uint8Array or string"))
+}
+
+pub fn string_array(env: &Env, value: &Unknown, name: &str) -> Result<Vec<String>> {
+    let mut is_array = false;
+    unsafe { sys::napi_is_array(env.raw(), value.raw(), &mut is_array) };
+    if !is_array {
+        return Err(type_error(env, &format!("{name} must be an array of strings")));
+    }
+    let mut len = 0u32;
+    unsafe { sys::napi_get_array_length(env.raw(), value.raw(), &mut len) };
+    let mut out = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let mut item = std::ptr::null_mut();
+        unsafe { sys::napi_get_element(env.raw(), value.raw(), i, &mut item) };
+        let item = unsafe { <Unknown as napi::bindgen_prelude::FromNapiValue>::from_napi_value(env.raw(), item)? };
+        out.push(string(env, &item, &format!("{name}[{i}]"))?);
+    }
+    Ok(out)
+}
