@@ -18,6 +18,9 @@ pub mod store;
 pub mod updates;
 pub mod writer;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{Error, Result};
 pub use store::{LoadedScope, Options, SaveStats, Store};
 pub use writer::Compression;
