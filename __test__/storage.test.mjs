@@ -1,0 +1,248 @@
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { PackStorage, hash, tempRoot, asMap, packFiles, listTree } from './helpers.mjs'
+
+test('binary keys and values round trip across reopen', async (t) => {
+  const root = tempRoot(t)
+  const big = crypto.randomBytes(1024 * 1024)
+  const binKey = Buffer.from([0, 255, 10, 13, 0])
+  const a = new PackStorage({ root, version: '1' })
+  a.set('modules', binKey, Buffer.from([1, 2, 3]))
+  a.set('modules', 'ключ/модуль-π.js', Buffer.from('unicode key'))
+  a.set('modules', 'empty-value', Buffer.alloc(0))
+  a.set('modules', '', Buffer.from('empty key'))
+  a.set('modules', 'big', big)
+  a.set('modules', 'u8', new Uint8Array([9, 8, 7]))
+  const stats = await a.save()
+  assert.equal(stats.generation, 1)
+  assert.equal(stats.itemsWritten, 6)
+  assert.ok(stats.packsWritten >= 1 && stats.bytesWritten > 0)
+  await a.close()
+
+  const b = new PackStorage({ root, version: '1' })
+  const pairs = await b.load('modules')
+  assert.equal(pairs.length, 6)
+  for (const [k, v] of pairs) assert.ok(Buffer.isBuffer(k) && Buffer.isBuffer(v))
+  const m = asMap(pairs)
+  assert.equal(m.get(binKey.toString('hex')), '010203')
+  assert.equal(m.get(Buffer.from('ключ/модуль-π.js').toString('hex')), Buffer.from('unicode key').toString('hex'))
+  assert.equal(m.get(Buffer.from('empty-value').toString('hex')), '')
+  assert.equal(m.get(''), Buffer.from('empty key').toString('hex'))
+  assert.equal(m.get(Buffer.from('big').toString('hex')), big.toString('hex'))
+  assert.equal(m.get(Buffer.from('u8').toString('hex')), '090807')
+  assert.deepEqual(await b.load('never-written'), [])
+})
+
+test('overwrite and remove persist across reopen', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  for (let i = 0; i < 100; i++) a.set('s', `k${i}`, Buffer.from(`v${i}`))
+  await a.save()
+  a.set('s', 'k1', Buffer.from('changed'))
+  a.remove('s', 'k2')
+  a.remove('s', 'not-there')
+  await a.save()
+  const b = new PackStorage({ root, version: '1' })
+  const m = asMap(await b.load('s'))
+  assert.equal(m.size, 99)
+  assert.equal(m.get(Buffer.from('k1').toString('hex')), Buffer.from('changed').toString('hex'))
+  assert.equal(m.has(Buffer.from('k2').toString('hex')), false)
+  assert.equal((await b.get('s', 'k1')).toString(), 'changed')
+  assert.equal(await b.get('s', 'k2'), null)
+  assert.equal((await b.get('s', Buffer.from('k99'))).toString(), 'v99')
+})
+
+test('load and get read this instance\'s unsaved writes', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  a.set('s', 'saved', Buffer.from('1'))
+  a.set('s', 'doomed', Buffer.from('1'))
+  await a.save()
+  a.set('s', 'unsaved', Buffer.from('2'))
+  a.set('s', 'saved', Buffer.from('3'))
+  a.remove('s', 'doomed')
+  const m = asMap(await a.load('s'))
+  assert.deepEqual([...m.keys()].map((k) => Buffer.from(k, 'hex').toString()).sort(), ['saved', 'unsaved'])
+  assert.equal((await a.get('s', 'saved')).toString(), '3')
+  assert.equal(await a.get('s', 'doomed'), null)
+  const other = new PackStorage({ root, version: '1' })
+  assert.equal((await other.get('s', 'saved')).toString(), '1', 'others see only committed data')
+})
+
+test('a set made while a save runs goes into the next save', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  for (let i = 0; i < 2000; i++) a.set('s', `k${i}`, crypto.randomBytes(512))
+  const first = a.save()
+  a.set('s', 'late', Buffer.from('late'))
+  assert.equal((await a.get('s', 'late')).toString(), 'late')
+  await first
+  assert.equal(await new PackStorage({ root, version: '1' }).get('s', 'late'), null)
+  const second = await a.save()
+  assert.equal(second.itemsWritten, 1)
+  assert.equal((await new PackStorage({ root, version: '1' }).get('s', 'late')).toString(), 'late')
+})
+
+test('overlapping saves commit in call order', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  const saves = []
+  for (let i = 0; i < 6; i++) {
+    a.set('s', 'k', Buffer.from(String(i)))
+    saves.push(a.save())
+  }
+  const gens = (await Promise.all(saves)).map((s) => s.generation)
+  assert.deepEqual(gens, [1, 2, 3, 4, 5, 6])
+  assert.equal((await new PackStorage({ root, version: '1' }).get('s', 'k')).toString(), '5')
+})
+
+test('versions are isolated', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: 'webpack-5.1' })
+  a.set('s', 'k', Buffer.from('a'))
+  await a.save()
+  const b = new PackStorage({ root, version: 'webpack-5.2' })
+  assert.deepEqual(await b.load('s'), [])
+  b.set('s', 'k', Buffer.from('b'))
+  await b.save()
+  assert.equal((await new PackStorage({ root, version: 'webpack-5.1' }).get('s', 'k')).toString(), 'a')
+  const weird = new PackStorage({ root, version: '../../etc/passwd\0/..' })
+  weird.set('s', 'k', Buffer.from('w'))
+  await weird.save()
+  for (const entry of fs.readdirSync(root)) assert.match(entry, /^pc1-[0-9a-f]{32}$/)
+})
+
+test('reset drops one scope with its unsaved updates, or everything', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  a.set('a', 'k', Buffer.from('1'))
+  a.set('b', 'k', Buffer.from('1'))
+  await a.save()
+  a.set('a', 'unsaved', Buffer.from('1'))
+  await a.reset('a')
+  assert.deepEqual(await a.load('a'), [])
+  assert.deepEqual(await a.scopes(), ['b'])
+  await a.save()
+  assert.deepEqual(await new PackStorage({ root, version: '1' }).load('a'), [])
+  await a.reset()
+  assert.deepEqual(await a.scopes(), [])
+  assert.deepEqual(packFiles(root), [])
+})
+
+test('loadMany returns scopes in the order asked', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  const names = ['zeta', 'alpha', 'mid', 'empty-never-set']
+  names.slice(0, 3).forEach((s, i) => {
+    for (let j = 0; j <= i; j++) a.set(s, `${s}-${j}`, Buffer.from(s))
+  })
+  await a.save()
+  const b = new PackStorage({ root, version: '1' })
+  const all = await b.loadMany(names)
+  assert.deepEqual(all.map((p) => p.length), [1, 2, 3, 0])
+  assert.deepEqual(all.map((p) => (p[0] ? p[0][1].toString() : null)), ['zeta', 'alpha', 'mid', null])
+  assert.deepEqual(await b.scopes(), ['alpha', 'mid', 'zeta'])
+})
+
+test('get finds keys across many packs', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1', packSize: 16 * 1024 })
+  for (let i = 0; i < 3000; i++) a.set('s', `key-${i}`, Buffer.from(`value-${i}-`.repeat(10)))
+  await a.save()
+  assert.ok(packFiles(root).length > 10)
+  const b = new PackStorage({ root, version: '1' })
+  for (const i of [0, 1, 777, 2999]) assert.equal((await b.get('s', `key-${i}`)).toString(), `value-${i}-`.repeat(10))
+  assert.equal(await b.get('s', 'key-3000'), null)
+  assert.equal(await b.get('other', 'key-1'), null)
+})
+
+test('invalid scope names are rejected with PACKCACHE_INVALID_ARG', async (t) => {
+  const a = new PackStorage({ root: tempRoot(t), version: '1' })
+  for (const bad of ['', '.', '..', 'a/b', 'a\\b', '../up', 'nul\0', 'x'.repeat(129), 'späce', 'a b']) {
+    assert.throws(() => a.set(bad, 'k', Buffer.from('v')), { code: 'PACKCACHE_INVALID_ARG' }, JSON.stringify(bad))
+    await assert.rejects(a.load(bad), { code: 'PACKCACHE_INVALID_ARG' })
+  }
+  a.set('x'.repeat(128), 'k', Buffer.from('v'))
+})
+
+test('wrong argument types throw TypeError', async (t) => {
+  const a = new PackStorage({ root: tempRoot(t), version: '1' })
+  assert.throws(() => a.set(1, 'k', Buffer.from('v')), TypeError)
+  assert.throws(() => a.set('s', 1, Buffer.from('v')), TypeError)
+  assert.throws(() => a.set('s', 'k', 'not a buffer'), TypeError)
+  assert.throws(() => a.set('s', 'k'), TypeError)
+  assert.throws(() => a.set('s', 'k', new Uint16Array(2)), TypeError)
+  assert.throws(() => a.remove('s', {}), TypeError)
+  assert.throws(() => a.load(null), TypeError)
+  assert.throws(() => a.loadMany('s'), TypeError)
+  assert.throws(() => a.loadMany(['s', 2]), TypeError)
+  assert.throws(() => a.get('s', null), TypeError)
+  assert.throws(() => new PackStorage(), TypeError)
+  assert.throws(() => new PackStorage({ root: 1, version: '1' }), TypeError)
+  assert.throws(() => new PackStorage({ root: '/tmp', version: '1', fsync: 'yes' }), TypeError)
+  assert.throws(() => hash(42), TypeError)
+  assert.throws(() => new PackStorage({ root: '/tmp', version: '1', compression: 'gzip' }), { code: 'PACKCACHE_INVALID_ARG' })
+})
+
+test('a readonly instance writes nothing and save rejects with PACKCACHE_READONLY', async (t) => {
+  const parent = tempRoot(t)
+  const root = path.join(parent, 'not-created')
+  const r = new PackStorage({ root, version: '1', readonly: true })
+  r.set('s', 'k', Buffer.from('v'))
+  assert.equal((await r.load('s')).length, 1)
+  await assert.rejects(r.save(), { code: 'PACKCACHE_READONLY' })
+  await assert.rejects(r.reset(), { code: 'PACKCACHE_READONLY' })
+  assert.equal(fs.existsSync(root), false)
+
+  const w = new PackStorage({ root, version: '1' })
+  w.set('s', 'k', Buffer.from('v'))
+  await w.save()
+  const before = listTree(root)
+  const r2 = new PackStorage({ root, version: '1', readonly: true })
+  assert.equal((await r2.get('s', 'k')).toString(), 'v')
+  assert.deepEqual(listTree(root), before)
+})
+
+test('a flipped byte in a pack gives PACKCACHE_CORRUPT for that scope only', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  a.set('victim', 'k', Buffer.from('precious'.repeat(100)))
+  a.set('bystander', 'k', Buffer.from('fine'))
+  await a.save()
+  await a.close()
+  const packs = packFiles(root)
+  assert.equal(packs.length, 2)
+  let victimPack
+  for (const p of packs) if (fs.readFileSync(p).includes(Buffer.from('victim'))) victimPack = p
+  const bytes = fs.readFileSync(victimPack)
+  bytes[bytes.length - 40] ^= 0xff
+  fs.writeFileSync(victimPack, bytes)
+
+  const b = new PackStorage({ root, version: '1' })
+  await assert.rejects(b.load('victim'), { code: 'PACKCACHE_CORRUPT' })
+  await assert.rejects(b.get('victim', 'k'), { code: 'PACKCACHE_CORRUPT' })
+  assert.equal((await b.get('bystander', 'k')).toString(), 'fine')
+  assert.equal((await b.load('bystander')).length, 1)
+  b.set('victim', 'k2', Buffer.from('new'))
+  await b.save()
+  const c = new PackStorage({ root, version: '1' })
+  assert.deepEqual([...asMap(await c.load('victim')).keys()], [Buffer.from('k2').toString('hex')])
+})
+
+test('hash is blake3 as 64 lowercase hex chars', () => {
+  assert.equal(hash(''), 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262')
+  assert.equal(hash('abc'), hash(Buffer.from('abc')))
+  assert.equal(hash(new Uint8Array([97, 98, 99])), '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85')
+})
+
+test('a closed instance rejects further calls with PACKCACHE_CLOSED', async (t) => {
+  const a = new PackStorage({ root: tempRoot(t), version: '1' })
+  a.set('s', 'k', Buffer.from('v'))
+  await a.close()
+  await assert.rejects(a.load('s'), { code: 'PACKCACHE_CLOSED' })
+  await assert.rejects(a.save(), { code: 'PACKCACHE_CLOSED' })
+  assert.throws(() => a.set('s', 'k', Buffer.from('v')), { code: 'PACKCACHE_CLOSED' })
+})
