@@ -246,3 +246,28 @@ test('a closed instance rejects further calls with PACKCACHE_CLOSED', async (t) 
   await assert.rejects(a.save(), { code: 'PACKCACHE_CLOSED' })
   assert.throws(() => a.set('s', 'k', Buffer.from('v')), { code: 'PACKCACHE_CLOSED' })
 })
+
+for (const compression of ['none', 'zstd']) {
+  test(`writing into loaded Buffers (compression ${compression}) changes nothing stored`, async (t) => {
+    const root = tempRoot(t)
+    const a = new PackStorage({ root, version: '1', compression })
+    const original = new Map()
+    for (let i = 0; i < 50; i++) {
+      const v = crypto.randomBytes(100 + i * 40)
+      original.set(`k${i}`, v)
+      a.set('s', `k${i}`, v)
+    }
+    await a.save()
+    const b = new PackStorage({ root, version: '1' })
+    const first = await b.load('s')
+    for (const [k, v] of first) {
+      assert.equal(v.toString('hex'), original.get(k.toString()).toString('hex'))
+      v.fill(0xee)
+      k.fill(0xee)
+    }
+    const again = await new PackStorage({ root, version: '1' }).load('s')
+    for (const [k, v] of again) assert.equal(v.toString('hex'), original.get(k.toString()).toString('hex'))
+    const other = await b.load('s')
+    for (const [k, v] of other) assert.equal(v.toString('hex'), original.get(k.toString()).toString('hex'))
+  })
+}

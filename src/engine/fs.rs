@@ -101,8 +101,10 @@ impl Fs for RealFs {
             return Ok(Arc::new(Vec::<u8>::new()));
         }
         // SAFETY: pack files are immutable once renamed into place and are only
-        // ever unlinked, never truncated, by packcache; the mapping is private.
-        let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file)? };
+        // ever unlinked, never truncated, by packcache. The mapping is private
+        // and writable: values are handed to JS as Buffers over it, and a JS
+        // write must land in a private page, not fault or reach the file.
+        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file)? };
         Ok(Arc::new(map))
     }
 
