@@ -139,9 +139,14 @@ impl Manifest {
 
 /// Reads `dir/MANIFEST`; `Ok(None)` when there is none yet.
 pub fn read(fs: &dyn Fs, dir: &Path) -> Result<Option<Manifest>> {
+    read_raw(fs, dir)?.map(|bytes| Manifest::decode(&bytes)).transpose()
+}
+
+/// The bytes of `dir/MANIFEST`, undecoded; `Ok(None)` when there is none yet.
+pub fn read_raw(fs: &dyn Fs, dir: &Path) -> Result<Option<Vec<u8>>> {
     let path = dir.join(MANIFEST_NAME);
     match fs.read_file(&path) {
-        Ok(bytes) => Manifest::decode(&bytes).map(Some),
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),

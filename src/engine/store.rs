@@ -134,6 +134,8 @@ pub struct Store {
     pub(crate) corrupt_packs: Mutex<HashSet<[u8; 32]>>,
     /// Fully verified packs that `get` has opened, by id.
     views: Mutex<HashMap<[u8; 32], Arc<PackView>>>,
+    /// The last manifest read: its exact bytes and their decoding.
+    manifest_cache: Mutex<Option<(Vec<u8>, Arc<Manifest>)>>,
     closed: AtomicBool,
     touched: AtomicBool,
 }
@@ -211,6 +213,7 @@ impl Store {
             turn_cv: Condvar::new(),
             corrupt_packs: Mutex::new(HashSet::new()),
             views: Mutex::new(HashMap::new()),
+            manifest_cache: Mutex::new(None),
             closed: AtomicBool::new(false),
             touched: AtomicBool::new(false),
         })
@@ -247,9 +250,21 @@ impl Store {
         Ok(())
     }
 
-    /// The committed manifest, or an empty one when none exists yet.
-    pub(crate) fn read_manifest(&self) -> Result<Manifest> {
-        Ok(manifest::read(&*self.fs, &self.dir)?.unwrap_or_default())
+    /// The committed manifest, or an empty one when none exists yet. Read
+    /// from disk every time (another process may have committed); decoded
+    /// only when its bytes differ from the last ones decoded.
+    pub(crate) fn read_manifest(&self) -> Result<Arc<Manifest>> {
+        let Some(bytes) = manifest::read_raw(&*self.fs, &self.dir)? else {
+            return Ok(Arc::new(Manifest::default()));
+        };
+        if let Some((raw, decoded)) = &*self.manifest_cache.lock().unwrap() {
+            if *raw == bytes {
+                return Ok(decoded.clone());
+            }
+        }
+        let decoded = Arc::new(Manifest::decode(&bytes)?);
+        *self.manifest_cache.lock().unwrap() = Some((bytes, decoded.clone()));
+        Ok(decoded)
     }
 
     fn overlays(&self, scopes: &[String]) -> Vec<Overlay> {
@@ -504,6 +519,7 @@ impl Store {
         drop(turn);
         self.pending.clear();
         self.views.lock().unwrap().clear();
+        *self.manifest_cache.lock().unwrap() = None;
     }
 
     pub(crate) fn forget_views(&self) {
