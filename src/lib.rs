@@ -86,7 +86,7 @@ pub struct PackStorage {
 
 #[napi]
 impl PackStorage {
-    #[napi(constructor, ts_args_type = "options: PackStorageOptions")]
+    #[napi(constructor, catch_unwind, ts_args_type = "options: PackStorageOptions")]
     pub fn new(env: Env, options: Unknown) -> Result<Self> {
         let opts = options::parse(&env, &options)?;
         let store = Store::open(opts, Arc::new(RealFs)).map_err(|e| js_errors::engine_error(&env, &e))?;
@@ -124,7 +124,7 @@ impl PackStorage {
     }
 
     /// Records `value` for `key` in memory; `save()` persists it. No I/O.
-    #[napi(ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
         let scope = args::string(&env, &scope, "scope")?;
         let key = args::key(&env, &key)?;
@@ -133,7 +133,7 @@ impl PackStorage {
     }
 
     /// Records the removal of `key` in memory; `save()` persists it. No I/O.
-    #[napi(ts_args_type = "scope: string, key: Buffer | string")]
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string")]
     pub fn remove(&self, env: Env, scope: Unknown, key: Unknown) -> Result<()> {
         let scope = args::string(&env, &scope, "scope")?;
         let key = args::key(&env, &key)?;
@@ -190,7 +190,7 @@ fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
 }
 
 /// blake3 of `data` (a string is hashed as its UTF-8 bytes): 64 lowercase hex chars.
-#[napi(ts_args_type = "data: Buffer | Uint8Array | string")]
+#[napi(catch_unwind, ts_args_type = "data: Buffer | Uint8Array | string")]
 pub fn hash(env: Env, data: Unknown) -> Result<String> {
     let bytes = args::data(&env, &data)?;
     Ok(blake3::hash(&bytes).to_hex().to_string())
