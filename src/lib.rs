@@ -23,7 +23,7 @@ pub use options::PackStorageOptions;
 /// What a `save()` did.
 #[napi(object)]
 pub struct SaveStats {
-    /// Generation number of the committed manifest (0 when nothing was committed).
+    /// Generation of the committed manifest after this save (0 while none exists).
     pub generation: f64,
     pub packs_written: u32,
     /// Bytes of pack files written.

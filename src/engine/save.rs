@@ -28,22 +28,38 @@ pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     let dir = store.dir();
     let mut stats = SaveStats::default();
     let corrupt: HashSet<[u8; 32]> = store.corrupt_packs.lock().unwrap().clone();
-    if !batch.is_empty() || !corrupt.is_empty() {
+    let must_commit = !batch.is_empty() || !corrupt.is_empty();
+    if must_commit {
         fs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        let lock_path = dir.join(LOCK_NAME);
-        let _lock = fs.lock(&lock_path).map_err(|e| Error::io("lock", &lock_path, e))?;
-        let base = match manifest::read(fs, dir) {
-            Ok(m) => m.unwrap_or_default(),
-            Err(Error::Corrupted { .. }) => Manifest::default(), // a cache: start over
-            Err(e) => return Err(e),
-        };
+    } else if !fs.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
+        stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
+        return Ok(stats);
+    }
+    let lock_path = dir.join(LOCK_NAME);
+    let _lock = fs.lock(&lock_path).map_err(|e| Error::io("lock", &lock_path, e))?;
+    let base = match manifest::read(fs, dir) {
+        Ok(m) => m.unwrap_or_default(),
+        Err(Error::Corrupted { .. }) if must_commit => Manifest::default(), // a cache: start over
+        Err(Error::Corrupted { .. }) => {
+            // Nothing to commit: leave the damaged manifest for the next real save.
+            stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
+            return Ok(stats);
+        }
+        Err(e) => return Err(e),
+    };
+    let live = if must_commit {
         let next = merge(store, batch, &base, &corrupt, &mut stats)?;
         manifest::commit(fs, dir, &next, store.opts.fsync)?;
         store.corrupt_packs.lock().unwrap().retain(|id| !corrupt.contains(id));
         store.forget_views();
-        stats.generation = next.generation;
-        stats.packs_removed = gc::remove_orphans(fs, dir, &next);
-    }
+        next
+    } else {
+        base
+    };
+    stats.generation = live.generation;
+    // Also on a save with nothing to commit: files an interrupted save left
+    // behind never outlive the next successful save.
+    stats.packs_removed = gc::remove_orphans(fs, dir, &live);
     stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
     Ok(stats)
 }
