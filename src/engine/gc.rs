@@ -56,6 +56,12 @@ pub fn expire_versions(fs: &dyn Fs, opts: &Options, own_dir: &Path) -> u32 {
             continue;
         }
         let Ok(Some(lock)) = fs.try_lock(&dir.join(LOCK_NAME)) else { continue };
+        // The manifest goes first: a deletion cut short leaves an empty
+        // version, not a manifest naming packs that are gone.
+        let manifest = dir.join(MANIFEST_NAME);
+        if fs.remove_file(&manifest).is_err() && fs.modified(&manifest).ok().flatten().is_some() {
+            continue;
+        }
         if fs.remove_dir_all(&dir).is_ok() {
             expired += 1;
         }

@@ -7,6 +7,8 @@
 
 pub mod bloom;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod faultfs;
 pub mod format;
 pub mod fs;
 pub mod gc;

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::fs::{Blob, DirEntry, Fs, LockGuard, RealFs};
 use super::*;
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+pub(super) type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn opts(root: &Path) -> Options {
     let mut o = Options::new(root, "v1");
@@ -26,7 +26,7 @@ fn loaded(store: &Store, scope: &str) -> Model {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible enough.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
+pub(super) fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     (0..len)
         .map(|_| {
@@ -464,3 +464,5 @@ fn every_flipped_manifest_byte_is_reported_corrupt() {
     }
     assert!(manifest::Manifest::decode(&bytes[..bytes.len() - 1]).is_err());
 }
+
+mod faults;

@@ -1,0 +1,149 @@
+//! A file system that fails chosen operations, for fault-injection tests.
+//! Every call through [`Fs`] is one numbered operation (a synced write counts
+//! as a write and an fsync); operation `fail_at` fails, once or from then on.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use super::fs::{Blob, DirEntry, Fs, LockGuard, RealFs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    Once,
+    Persistent,
+}
+
+pub struct FaultFs {
+    inner: RealFs,
+    ops: AtomicU64,
+    fail_at: AtomicU64,
+    config: Mutex<(FaultMode, io::ErrorKind)>,
+    fired: AtomicU64,
+}
+
+impl FaultFs {
+    /// A file system that does not fail until armed (but counts operations).
+    pub fn healthy() -> Arc<FaultFs> {
+        Arc::new(FaultFs {
+            inner: RealFs,
+            ops: AtomicU64::new(0),
+            fail_at: AtomicU64::new(u64::MAX),
+            config: Mutex::new((FaultMode::Once, io::ErrorKind::Other)),
+            fired: AtomicU64::new(0),
+        })
+    }
+
+    /// Fails the operation `n` operations from now (and, if persistent, every later one).
+    pub fn arm(&self, n: u64, mode: FaultMode, kind: io::ErrorKind) {
+        *self.config.lock().unwrap() = (mode, kind);
+        self.fail_at.store(self.ops() + n, Ordering::SeqCst);
+    }
+
+    pub fn disarm(&self) {
+        self.fail_at.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
+    }
+
+    pub fn fired(&self) -> u64 {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    fn op(&self, what: &str) -> io::Result<()> {
+        let n = self.ops.fetch_add(1, Ordering::SeqCst);
+        let fail_at = self.fail_at.load(Ordering::SeqCst);
+        let (mode, kind) = *self.config.lock().unwrap();
+        let hit = match mode {
+            FaultMode::Once => n == fail_at,
+            FaultMode::Persistent => n >= fail_at,
+        };
+        if hit {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+            return Err(io::Error::new(kind, format!("injected fault at operation {n} ({what})")));
+        }
+        Ok(())
+    }
+}
+
+impl Fs for FaultFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.op("create_dir")?;
+        self.inner.create_dir_all(path)
+    }
+
+    fn write_file(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+        self.op("write")?;
+        if !sync {
+            return self.inner.write_file(path, data, false);
+        }
+        // A failed fsync leaves the written file behind, as on a real system.
+        self.inner.write_file(path, data, false)?;
+        self.op("fsync")?;
+        self.inner.write_file(path, data, true)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op("rename")?;
+        self.inner.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.op("remove")?;
+        self.inner.remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.op("remove_dir")?;
+        self.inner.remove_dir_all(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.op("fsync_dir")?;
+        self.inner.sync_dir(path)
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.op("read")?;
+        self.inner.read_file(path)
+    }
+
+    fn map_file(&self, path: &Path) -> io::Result<Blob> {
+        self.op("mmap")?;
+        self.inner.map_file(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        self.op("read_dir")?;
+        self.inner.read_dir(path)
+    }
+
+    fn modified(&self, path: &Path) -> io::Result<Option<SystemTime>> {
+        self.op("stat")?;
+        self.inner.modified(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        self.op("stat")?;
+        self.inner.is_dir(path)
+    }
+
+    fn touch(&self, path: &Path) -> io::Result<()> {
+        self.op("touch")?;
+        self.inner.touch(path)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+        self.op("lock")?;
+        self.inner.lock(path)
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        self.op("lock")?;
+        self.inner.try_lock(path)
+    }
+}
