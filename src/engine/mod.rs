@@ -15,6 +15,8 @@ pub mod gc;
 pub mod manifest;
 mod par;
 pub mod reader;
+#[cfg(any(test, feature = "testing"))]
+pub mod simfs;
 pub mod save;
 pub mod store;
 pub mod updates;

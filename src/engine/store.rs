@@ -290,9 +290,10 @@ impl Store {
         let mut attempt = 0;
         let committed = loop {
             let manifest = self.read_manifest()?;
-            let results = self.load_committed(&manifest, scopes, &overlays);
+            let final_attempt = attempt >= READ_RETRIES;
+            let results = self.load_committed(&manifest, scopes, &overlays, final_attempt);
             let missing = results.iter().any(|r| matches!(r, Err(e) if e.is_not_found()));
-            if !missing || attempt >= READ_RETRIES {
+            if !missing || final_attempt {
                 break results;
             }
             attempt += 1;
@@ -314,6 +315,7 @@ impl Store {
         manifest: &Manifest,
         scopes: &[String],
         overlays: &[Overlay],
+        final_attempt: bool,
     ) -> Vec<Result<Vec<LoadedPack>>> {
         let mut jobs = Vec::new();
         for (si, (scope, overlay)) in scopes.iter().zip(overlays).enumerate() {
@@ -324,7 +326,7 @@ impl Store {
                 jobs.push((si, pack));
             }
         }
-        let decoded = par::map(jobs, |(si, pack)| (si, self.decode_pack(pack)));
+        let decoded = par::map(jobs, |(si, pack)| (si, self.decode_pack(pack, final_attempt)));
         let mut out: Vec<Result<Vec<LoadedPack>>> = scopes.iter().map(|_| Ok(Vec::new())).collect();
         for (si, result) in decoded {
             match (result, &mut out[si]) {
@@ -336,20 +338,28 @@ impl Store {
         out
     }
 
-    fn decode_pack(&self, meta: &PackMeta) -> Result<LoadedPack> {
+    /// Decodes one pack; a damaged pack (or, on the last attempt, a missing
+    /// one) is remembered so that the next save resets its scope.
+    fn decode_pack(&self, meta: &PackMeta, final_attempt: bool) -> Result<LoadedPack> {
         let path = self.dir.join(meta.file_name());
-        let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
-        let result = PackView::open(blob, &meta.id, Verify::Full).and_then(|view| {
+        let result = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e)).and_then(|blob| {
+            let view = PackView::open(blob, &meta.id, Verify::Full)?;
             if view.len() != meta.items as usize {
                 return Err(Error::corrupted("pack item count differs from the manifest"));
             }
             let body = view.decode_body()?;
             Ok(LoadedPack { view, body, dead: meta.dead.clone() })
         });
-        if let Err(Error::Corrupted { .. }) = &result {
-            self.corrupt_packs.lock().unwrap().insert(meta.id);
+        if let Err(e) = &result {
+            self.note_damage(meta, e, final_attempt);
         }
         result
+    }
+
+    fn note_damage(&self, meta: &PackMeta, e: &Error, final_attempt: bool) {
+        if matches!(e, Error::Corrupted { .. }) || (final_attempt && e.is_not_found()) {
+            self.corrupt_packs.lock().unwrap().insert(meta.id);
+        }
     }
 
     /// Marks this version as used, for other instances' expiry (once per instance).
@@ -373,20 +383,27 @@ impl Store {
         let mut attempt = 0;
         loop {
             let manifest = self.read_manifest()?;
-            match self.get_committed(&manifest, scope, key, hash) {
+            match self.get_committed(&manifest, scope, key, hash, attempt >= READ_RETRIES) {
                 Err(e) if e.is_not_found() && attempt < READ_RETRIES => attempt += 1,
                 other => return other.map_err(missing_as_corrupt),
             }
         }
     }
 
-    fn get_committed(&self, manifest: &Manifest, scope: &str, key: &[u8], hash: (u64, u64)) -> Result<Option<Vec<u8>>> {
+    fn get_committed(
+        &self,
+        manifest: &Manifest,
+        scope: &str,
+        key: &[u8],
+        hash: (u64, u64),
+        final_attempt: bool,
+    ) -> Result<Option<Vec<u8>>> {
         let Some(meta) = manifest.scope(scope) else { return Ok(None) };
         for pack in meta.packs.iter().rev() {
             if !bloom::may_contain(&pack.bloom, hash) {
                 continue;
             }
-            let view = self.cached_view(pack)?;
+            let view = self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))?;
             if let Some(i) = view.find(key) {
                 return if pack.is_dead(i as u32) { Ok(None) } else { view.read_value(i).map(Some) };
             }
@@ -400,11 +417,7 @@ impl Store {
         }
         let path = self.dir.join(meta.file_name());
         let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
-        let view = Arc::new(PackView::open(blob, &meta.id, Verify::Full).inspect_err(|e| {
-            if matches!(e, Error::Corrupted { .. }) {
-                self.corrupt_packs.lock().unwrap().insert(meta.id);
-            }
-        })?);
+        let view = Arc::new(PackView::open(blob, &meta.id, Verify::Full)?);
         let mut views = self.views.lock().unwrap();
         if views.len() >= 256 {
             views.clear(); // bounded: mappings are cheap to re-open, not to hold forever
