@@ -4,7 +4,6 @@
 //! Either way the next save repairs the cache.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use super::super::simfs::{CrashKind, SimFs};
