@@ -286,3 +286,27 @@ impl Fs for SimFs {
         self.lock(path).map(Some)
     }
 }
+
+impl SimFs {
+    /// An independent copy of the current state.
+    pub fn duplicate(&self) -> Arc<SimFs> {
+        Arc::new(SimFs { state: Mutex::new(self.state.lock().unwrap().clone()) })
+    }
+
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.state.lock().unwrap().current.keys().cloned().collect()
+    }
+
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.state.lock().unwrap();
+        s.current.get(path).map(|&id| (*s.inodes[id].data).clone())
+    }
+
+    /// Replaces a file's bytes in place (same directory entry), as bit rot would.
+    pub fn overwrite(&self, path: &Path, data: Vec<u8>) {
+        let mut s = self.state.lock().unwrap();
+        let id = s.current[path];
+        let data = Arc::new(data);
+        s.inodes[id] = Inode { durable: Some(data.clone()), data };
+    }
+}

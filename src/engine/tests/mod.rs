@@ -467,3 +467,4 @@ fn every_flipped_manifest_byte_is_reported_corrupt() {
 
 mod faults;
 mod crash;
+mod corruption;
