@@ -1,0 +1,96 @@
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { Worker } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { PackStorage, tempRoot } from './helpers.mjs'
+import { killTrial, spawnChild } from './fixtures/kill-trial.mjs'
+
+const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures')
+
+test('kill -9 at random moments leaves the last acknowledged generation or the next', async (t) => {
+  const root = tempRoot(t)
+  for (let trial = 0; trial < 6; trial++) {
+    await killTrial(root, 150 + Math.floor(Math.random() * 250))
+    // The killed saver's lock is gone: a new process saves right away.
+    const s = new PackStorage({ root, version: 'kill' })
+    s.set('meta', 'probe', Buffer.from('x'))
+    const stats = await s.save()
+    assert.ok(stats.generation > 0)
+    s.remove('meta', 'probe')
+    await s.save()
+    await s.close()
+  }
+})
+
+async function contend(t, n, rounds, perRound) {
+  const root = tempRoot(t)
+  const names = Array.from({ length: n }, (_, i) => `p${i}`)
+  const children = names.map((who) => spawnChild('contender.mjs', [root, who, String(rounds), String(perRound)]))
+  const exits = await Promise.all(children.map((c) => c.done))
+  exits.forEach((e, i) => assert.equal(e.code, 0, children[i].err))
+  const s = new PackStorage({ root, version: 'contend' })
+  const m = new Map((await s.load('data')).map(([k, v]) => [k.toString(), v.toString()]))
+  for (const who of names) {
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < perRound; i++) assert.equal(m.get(`${who}/${r}/${i}`), `${who}:${r}:${i}`)
+    }
+  }
+  // Generations are the commit order: the shared key holds the last committed write.
+  const commits = children.flatMap((c) => [...c.out.matchAll(/gen (\d+) shared (\S+)/g)].map((x) => [Number(x[1]), x[2]]))
+  assert.equal(commits.length, n * rounds)
+  assert.equal(new Set(commits.map(([g]) => g)).size, commits.length, 'every save got its own generation')
+  commits.sort((a, b) => a[0] - b[0])
+  assert.equal(m.get('shared'), commits[commits.length - 1][1])
+  assert.equal(m.size, n * rounds * perRound + 1)
+}
+
+test('two processes saving disjoint and overlapping keys: no lost update, last writer wins', (t) => contend(t, 2, 12, 30))
+test('four processes saving disjoint and overlapping keys: no lost update, last writer wins', (t) => contend(t, 4, 8, 30))
+
+test('the addon works in two worker threads at once', async (t) => {
+  const root = tempRoot(t)
+  const run = (name) =>
+    new Promise((resolve, reject) => {
+      const w = new Worker(path.join(fixtures, 'worker.mjs'), { workerData: { root, name, count: 500 } })
+      w.once('message', resolve)
+      w.once('error', reject)
+    })
+  const results = await Promise.all([run('w1'), run('w2')])
+  assert.deepEqual(results, [
+    { name: 'w1', loaded: 500, sample: 'w1-7' },
+    { name: 'w2', loaded: 500, sample: 'w2-7' },
+  ])
+  const s = new PackStorage({ root, version: 'workers' })
+  assert.deepEqual((await s.loadMany(['w1', 'w2'])).map((p) => p.length), [500, 500])
+})
+
+test('a full disk makes save reject with PACKCACHE_IO and keeps the previous generation', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'packcache-full-'))
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir]).status === 0
+  t.after(() => {
+    if (mounted) spawnSync('umount', ['-l', dir])
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+  if (!mounted) return t.skip('cannot mount a small tmpfs here (the Rust fault-injection tests cover StorageFull)')
+  const root = path.join(dir, 'cache')
+  const s = new PackStorage({ root, version: '1', compression: 'none' })
+  s.set('s', 'small', Buffer.from('kept'))
+  await s.save()
+  s.set('s', 'huge', Buffer.alloc(4 * 1024 * 1024, 1))
+  await assert.rejects(s.save(), { code: 'PACKCACHE_IO' })
+  const again = new PackStorage({ root, version: '1' })
+  assert.equal((await again.get('s', 'small')).toString(), 'kept')
+  assert.equal(await again.get('s', 'huge'), null)
+  // Space freed: the failed save's updates are still pending and go through.
+  s.remove('s', 'huge')
+  s.set('s', 'after', Buffer.from('ok'))
+  await s.save()
+  assert.equal((await again.get('s', 'after')).toString(), 'ok')
+  assert.deepEqual(fs.readdirSync(path.join(root, fs.readdirSync(root)[0])).filter((f) => f.includes('.tmp-')), [])
+  await s.close()
+  await again.close()
+})
