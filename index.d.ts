@@ -77,7 +77,7 @@ export interface PackStorageOptions {
 
 /** What a `save()` did. */
 export interface SaveStats {
-  /** Generation number of the committed manifest (0 when nothing was committed). */
+  /** Generation of the committed manifest after this save (0 while none exists). */
   generation: number
   packsWritten: number
   /** Bytes of pack files written. */
