@@ -10,6 +10,8 @@ use crate::engine::{Compression, Options};
 use crate::js_errors::{invalid_arg, type_error};
 
 /// Options of `new PackStorage(options)`.
+// Parsed by hand (`parse`) for TypeErrors; this struct gives the TS interface.
+#[allow(dead_code)]
 #[napi(object)]
 pub struct PackStorageOptions {
     /// Cache directory; created if missing (unless `readonly`).

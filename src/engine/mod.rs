@@ -10,6 +10,8 @@ pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod faultfs;
 pub mod format;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzzing;
 pub mod fs;
 pub mod gc;
 pub mod manifest;

@@ -18,6 +18,8 @@ pub enum Verify {
     IndexOnly,
 }
 
+const MAX_ZSTD_RATIO: u64 = 32768;
+
 thread_local! {
     /// One zstd decompression context per thread: creating one per block costs
     /// more than decoding a 64 KiB block.
@@ -116,6 +118,11 @@ impl PackView {
             let (raw, stored) = (self.block_raw(index, b), self.block_stored(index, b));
             if stored.len() > raw.len() || raw.is_empty() {
                 return Err("index block sizes are inconsistent".into());
+            }
+            // zstd expands at most ~32768x (RLE blocks): a larger claim is a
+            // damaged length, and must not size an allocation.
+            if stored.len() < raw.len() && raw.len() as u64 > (stored.len() as u64 + 64) * MAX_ZSTD_RATIO {
+                return Err("index block claims an impossible decompressed size".into());
             }
         }
         Ok(())

@@ -468,3 +468,4 @@ fn every_flipped_manifest_byte_is_reported_corrupt() {
 mod faults;
 mod crash;
 mod corruption;
+mod fuzz_corpus;

@@ -1,0 +1,188 @@
+//! The JS class `PackStorage` and the function `hash`.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{PromiseRaw, ToNapiValue, Unknown};
+use napi::{Env, Result};
+use napi_derive::napi;
+
+use crate::convert::{MaybeBuffer, Pairs, PairsList};
+use crate::engine::fs::RealFs;
+use crate::engine::{self, Store};
+use crate::{args, js_errors, options};
+
+/// What a `save()` did.
+#[napi(object)]
+pub struct SaveStats {
+    /// Generation of the committed manifest after this save (0 while none exists).
+    pub generation: f64,
+    pub packs_written: u32,
+    /// Bytes of pack files written.
+    pub bytes_written: f64,
+    /// Items written into new packs (changed items plus compacted ones).
+    pub items_written: f64,
+    /// Pack files deleted (no longer referenced).
+    pub packs_removed: u32,
+    /// Version directories deleted by `expire`.
+    pub versions_expired: u32,
+}
+
+impl From<engine::SaveStats> for SaveStats {
+    fn from(s: engine::SaveStats) -> Self {
+        SaveStats {
+            generation: s.generation as f64,
+            packs_written: s.packs_written,
+            bytes_written: s.bytes_written as f64,
+            items_written: s.items_written as f64,
+            packs_removed: s.packs_removed,
+            versions_expired: s.versions_expired,
+        }
+    }
+}
+
+/// Runs `job` on the blocking pool and settles a Promise with `to_js(result)`,
+/// or rejects with a coded error. A panic in `job` becomes `PACKCACHE_INTERNAL`.
+fn run<'e, T, V>(
+    env: &'e Env,
+    job: impl FnOnce() -> engine::Result<T> + Send + 'static,
+    to_js: impl FnOnce(T) -> V + 'static,
+) -> Result<PromiseRaw<'e, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+{
+    env.spawn_future_with_callback(
+        async move {
+            let joined = tokio::task::spawn_blocking(job).await;
+            Ok(joined.unwrap_or_else(|e| Err(engine::Error::Internal(format!("worker failed: {e}")))))
+        },
+        move |env, result| match result {
+            Ok(value) => Ok(to_js(value)),
+            Err(e) => Err(js_errors::engine_error(env, &e)),
+        },
+    )
+}
+
+/// A persistent build cache on one directory and version.
+///
+/// Errors carry a stable `code`: `PACKCACHE_CORRUPT` (bytes on disk failed a
+/// checksum; that scope is reset by the next save), `PACKCACHE_INVALID_ARG`,
+/// `PACKCACHE_READONLY`, `PACKCACHE_IO` (OS error in the message),
+/// `PACKCACHE_CLOSED`, `PACKCACHE_INTERNAL` (a bug). Wrong argument types
+/// throw a `TypeError` with code `PACKCACHE_INVALID_ARG`.
+#[napi]
+pub struct PackStorage {
+    store: Arc<Store>,
+}
+
+#[napi]
+impl PackStorage {
+    #[napi(constructor, catch_unwind, ts_args_type = "options: PackStorageOptions")]
+    pub fn new(env: Env, options: Unknown) -> Result<Self> {
+        let opts = options::parse(&env, &options)?;
+        let store = Store::open(opts, Arc::new(RealFs)).map_err(|e| js_errors::engine_error(&env, &e))?;
+        Ok(PackStorage { store: Arc::new(store) })
+    }
+
+    /// All `[key, value]` pairs of `scope`, including this instance's unsaved
+    /// sets and removes. `[]` for an unknown scope.
+    #[napi(ts_args_type = "scope: string", ts_return_type = "Promise<Array<[Buffer, Buffer]>>")]
+    pub fn load<'e>(&self, env: &'e Env, scope: Unknown) -> Result<PromiseRaw<'e, Pairs>> {
+        let scope = args::string(env, &scope, "scope")?;
+        let store = self.store.clone();
+        run(env, move || store.load(&scope).map_err(|e| in_scope(&scope, e)), Pairs)
+    }
+
+    /// Loads several scopes in parallel; results in the same order.
+    #[napi(ts_args_type = "scopes: string[]", ts_return_type = "Promise<Array<Array<[Buffer, Buffer]>>>")]
+    pub fn load_many<'e>(&self, env: &'e Env, scopes: Unknown) -> Result<PromiseRaw<'e, PairsList>> {
+        let scopes = args::string_array(env, &scopes, "scopes")?;
+        let store = self.store.clone();
+        let job = move || {
+            let results = store.load_many(&scopes)?;
+            results.into_iter().zip(&scopes).map(|(r, s)| r.map_err(|e| in_scope(s, e))).collect()
+        };
+        run(env, job, PairsList)
+    }
+
+    /// One value (or `null`), reading at most one pack.
+    #[napi(ts_args_type = "scope: string, key: Buffer | string", ts_return_type = "Promise<Buffer | null>")]
+    pub fn get<'e>(&self, env: &'e Env, scope: Unknown, key: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
+        let scope = args::string(env, &scope, "scope")?;
+        let key = args::key(env, &key)?;
+        let store = self.store.clone();
+        run(env, move || store.get(&scope, &key), MaybeBuffer)
+    }
+
+    /// Records `value` for `key` in memory; `save()` persists it. No I/O.
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
+    pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
+        let scope = args::string(&env, &scope, "scope")?;
+        let key = args::key(&env, &key)?;
+        let value = args::value(&env, &value)?;
+        self.store.set(&scope, &key, value).map_err(|e| js_errors::engine_error(&env, &e))
+    }
+
+    /// Records the removal of `key` in memory; `save()` persists it. No I/O.
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string")]
+    pub fn remove(&self, env: Env, scope: Unknown, key: Unknown) -> Result<()> {
+        let scope = args::string(&env, &scope, "scope")?;
+        let key = args::key(&env, &key)?;
+        self.store.remove(&scope, &key).map_err(|e| js_errors::engine_error(&env, &e))
+    }
+
+    /// Commits the updates made before this call as a new generation. Later
+    /// `set()`s go into the next save; overlapping saves commit in call order.
+    #[napi(ts_return_type = "Promise<SaveStats>")]
+    pub fn save<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, SaveStats>> {
+        let batch = self.store.begin_save();
+        let store = self.store.clone();
+        run(env, move || store.finish(batch?), SaveStats::from)
+    }
+
+    /// Drops one scope (and its unsaved updates), or everything of this version.
+    #[napi(ts_args_type = "scope?: string", ts_return_type = "Promise<void>")]
+    pub fn reset<'e>(&self, env: &'e Env, scope: Option<Unknown>) -> Result<PromiseRaw<'e, ()>> {
+        let scope = match scope {
+            Some(s) if !is_nullish(&s)? => Some(args::string(env, &s, "scope")?),
+            _ => None,
+        };
+        let batch = self.store.begin_reset(scope.as_deref());
+        let store = self.store.clone();
+        run(env, move || store.finish(batch?).map(|_| ()), |v| v)
+    }
+
+    /// Names of scopes that hold data (committed or unsaved), sorted.
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub fn scopes<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<String>>> {
+        let store = self.store.clone();
+        run(env, move || store.scopes(), |v| v)
+    }
+
+    /// Waits for queued saves, then releases files and memory. Does not save.
+    /// Every later call rejects with `PACKCACHE_CLOSED`.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
+        let store = self.store.clone();
+        run(env, move || Ok(store.close()), |v| v)
+    }
+}
+
+fn is_nullish(value: &Unknown) -> Result<bool> {
+    use napi::ValueType;
+    Ok(matches!(value.get_type()?, ValueType::Undefined | ValueType::Null))
+}
+
+fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
+    match e {
+        engine::Error::Corrupted { what } => engine::Error::corrupted(format!("scope {scope:?}: {what}")),
+        other => other,
+    }
+}
+
+/// blake3 of `data` (a string is hashed as its UTF-8 bytes): 64 lowercase hex chars.
+#[napi(catch_unwind, ts_args_type = "data: Buffer | Uint8Array | string")]
+pub fn hash(env: Env, data: Unknown) -> Result<String> {
+    let bytes = args::data(&env, &data)?;
+    Ok(blake3::hash(&bytes).to_hex().to_string())
+}
