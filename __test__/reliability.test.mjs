@@ -1,6 +1,6 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
 import fs from 'node:fs'
@@ -93,4 +93,44 @@ test('a full disk makes save reject with PACKCACHE_IO and keeps the previous gen
   assert.deepEqual(fs.readdirSync(path.join(root, fs.readdirSync(root)[0])).filter((f) => f.includes('.tmp-')), [])
   await s.close()
   await again.close()
+})
+
+test('a lock held by a process that is then killed never blocks the next save', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1' })
+  s.set('s', 'k', Buffer.from('v1'))
+  await s.save()
+  const lockFile = path.join(root, fs.readdirSync(root)[0], 'LOCK')
+  // flock(1) takes the same kind of lock (flock(2)) as the addon.
+  const holder = spawn('flock', [lockFile, '-c', 'echo held; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  if (!(await new Promise((resolve) => {
+    holder.once('error', () => resolve(false))
+    holder.stdout.once('data', () => resolve(true))
+  }))) return t.skip('flock(1) is not available')
+  let settled = false
+  s.set('s', 'k', Buffer.from('v2'))
+  const saving = s.save().finally(() => (settled = true))
+  await new Promise((r) => setTimeout(r, 300))
+  assert.equal(settled, false, 'the save waits for the lock holder')
+  holder.kill('SIGKILL')
+  const stats = await saving
+  assert.equal(stats.generation, 2)
+  assert.equal((await new PackStorage({ root, version: '1' }).get('s', 'k')).toString(), 'v2')
+})
+
+test('an unreadable root is a clear PACKCACHE_IO error (as an unprivileged user)', async (t) => {
+  const parent = tempRoot(t)
+  fs.chmodSync(parent, 0o755)
+  const root = path.join(parent, 'locked')
+  fs.mkdirSync(root, { mode: 0o000 })
+  const script = `
+    const { PackStorage } = require(${JSON.stringify(path.resolve(fixtures, '../../index.js'))})
+    const s = new PackStorage({ root: ${JSON.stringify(root)}, version: '1' })
+    s.set('s', 'k', Buffer.from('v'))
+    s.save().then(() => console.log('saved'), (e) => console.log(e.code))
+  `
+  const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  const r = spawnSync(process.execPath, ['-e', script], { ...asUser, encoding: 'utf8' })
+  assert.equal(r.stdout.trim(), 'PACKCACHE_IO', r.stderr)
+  assert.deepEqual(fs.readdirSync(root), [])
 })
