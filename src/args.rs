@@ -51,13 +51,17 @@ fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Option<&'a [u8]> {
 
 /// A key: Buffer, Uint8Array or string (stored as its UTF-8 bytes).
 pub fn key(env: &Env, value: &Unknown) -> Result<Vec<u8>> {
+    bytes_or_string(env, value, "key")
+}
+
+fn bytes_or_string(env: &Env, value: &Unknown, name: &str) -> Result<Vec<u8>> {
     if let Some(bytes) = typed_bytes(env, value) {
         return Ok(bytes.to_vec());
     }
     if value.get_type()? == ValueType::String {
         return Ok(read_string(env, value)?.into_bytes());
     }
-    Err(type_error(env, "key must be a Buffer, Uint8Array or string"))
+    Err(type_error(env, &format!("{name} must be a Buffer, Uint8Array or string")))
 }
 
 /// A value: Buffer or Uint8Array, borrowed.
@@ -67,13 +71,7 @@ pub fn value<'a>(env: &Env, value: &'a Unknown) -> Result<&'a [u8]> {
 
 /// Data to hash: like a key.
 pub fn data(env: &Env, value: &Unknown) -> Result<Vec<u8>> {
-    if let Some(bytes) = typed_bytes(env, value) {
-        return Ok(bytes.to_vec());
-    }
-    if value.get_type()? == ValueType::String {
-        return Ok(read_string(env, value)?.into_bytes());
-    }
-    Err(type_error(env, "data must be a Buffer, Uint8Array or string"))
+    bytes_or_string(env, value, "data")
 }
 
 pub fn string_array(env: &Env, value: &Unknown, name: &str) -> Result<Vec<String>> {

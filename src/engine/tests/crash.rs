@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::super::simfs::{CrashKind, SimFs};
 use super::super::*;
-use super::{noise, Model};
+use super::{apply, noise, Model};
 
 type Models = BTreeMap<String, Model>;
 const SCOPES: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -20,40 +20,27 @@ fn options(fsync: bool) -> Options {
     o
 }
 
-fn set(store: &Store, models: &mut Models, scope: &str, key: String, value: Option<Vec<u8>>) {
-    let model = models.get_mut(scope).unwrap();
-    match value {
-        Some(v) => {
-            store.set(scope, key.as_bytes(), &v).unwrap();
-            model.insert(key.into_bytes(), v);
-        }
-        None => {
-            store.remove(scope, key.as_bytes()).unwrap();
-            model.remove(key.as_bytes());
-        }
-    }
-}
 
 /// Two committed generations (so the crashing save also deletes packs).
 fn setup(store: &Store, models: &mut Models) {
     for i in 0..60u64 {
-        set(store, models, SCOPES[(i % 2) as usize], format!("k{i}"), Some(noise(i, 150)));
+        apply(store, models, SCOPES[(i % 2) as usize], format!("k{i}"), Some(noise(i, 150)));
     }
     store.save().unwrap();
     for i in (0..60u64).step_by(4) {
-        set(store, models, "alpha", format!("k{i}"), Some(noise(i + 100, 150)));
+        apply(store, models, "alpha", format!("k{i}"), Some(noise(i + 100, 150)));
     }
     store.save().unwrap();
 }
 
 fn change(store: &Store, models: &mut Models) {
     for i in (0..60u64).step_by(2) {
-        set(store, models, "alpha", format!("k{i}"), Some(noise(i + 200, 150)));
+        apply(store, models, "alpha", format!("k{i}"), Some(noise(i + 200, 150)));
     }
     for i in (1..60u64).step_by(6) {
-        set(store, models, "beta", format!("k{i}"), None);
+        apply(store, models, "beta", format!("k{i}"), None);
     }
-    set(store, models, "gamma", "new".into(), Some(noise(7, 5000)));
+    apply(store, models, "gamma", "new".into(), Some(noise(7, 5000)));
 }
 
 /// Opens a crash image and checks it; returns whether any scope was corrupt.

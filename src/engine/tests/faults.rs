@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::super::faultfs::{FaultFs, FaultMode};
 use super::super::fs::RealFs;
 use super::super::*;
-use super::{noise, Model};
+use super::{apply, noise, Model};
 
 type Models = BTreeMap<String, Model>;
 
@@ -37,19 +37,6 @@ fn empty_models() -> Models {
     SCOPES.iter().map(|s| (s.to_string(), Model::new())).collect()
 }
 
-fn apply(store: &Store, models: &mut Models, scope: &str, key: String, value: Option<Vec<u8>>) {
-    let model = models.entry(scope.to_string()).or_default();
-    match value {
-        Some(v) => {
-            store.set(scope, key.as_bytes(), &v).unwrap();
-            model.insert(key.into_bytes(), v);
-        }
-        None => {
-            store.remove(scope, key.as_bytes()).unwrap();
-            model.remove(key.as_bytes());
-        }
-    }
-}
 
 /// Builds the committed state the failing save starts from.
 fn setup(root: &Path, models: &mut Models, small_saves: usize) {

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::fs::{Blob, DirEntry, Fs, LockGuard, RealFs};
+use super::fs::{Blob, RealFs};
 use super::*;
 
 pub(super) type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -36,6 +35,21 @@ pub(super) fn noise(seed: u64, len: usize) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// Applies a set (`Some`) or remove (`None`) to the store and to the model of its scope.
+pub(super) fn apply(store: &Store, models: &mut BTreeMap<String, Model>, scope: &str, key: String, value: Option<Vec<u8>>) {
+    let model = models.entry(scope.to_string()).or_default();
+    match value {
+        Some(v) => {
+            store.set(scope, key.as_bytes(), &v).unwrap();
+            model.insert(key.into_bytes(), v);
+        }
+        None => {
+            store.remove(scope, key.as_bytes()).unwrap();
+            model.remove(key.as_bytes());
+        }
+    }
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -353,48 +367,21 @@ fn invalid_scope_names_are_rejected() {
     assert!(store.set("a.B-c_9", b"k", b"v").is_ok());
 }
 
-/// Fails every `rename` while `fail` is set.
-struct FailingRename {
-    fail: AtomicBool,
-}
-
-impl Fs for FailingRename {
-    fn create_dir_all(&self, p: &Path) -> std::io::Result<()> { RealFs.create_dir_all(p) }
-    fn write_file(&self, p: &Path, d: &[u8], s: bool) -> std::io::Result<()> { RealFs.write_file(p, d, s) }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "injected"));
-        }
-        RealFs.rename(from, to)
-    }
-    fn remove_file(&self, p: &Path) -> std::io::Result<()> { RealFs.remove_file(p) }
-    fn remove_dir_all(&self, p: &Path) -> std::io::Result<()> { RealFs.remove_dir_all(p) }
-    fn sync_dir(&self, p: &Path) -> std::io::Result<()> { RealFs.sync_dir(p) }
-    fn read_file(&self, p: &Path) -> std::io::Result<Vec<u8>> { RealFs.read_file(p) }
-    fn map_file(&self, p: &Path) -> std::io::Result<Blob> { RealFs.map_file(p) }
-    fn read_dir(&self, p: &Path) -> std::io::Result<Vec<DirEntry>> { RealFs.read_dir(p) }
-    fn modified(&self, p: &Path) -> std::io::Result<Option<SystemTime>> { RealFs.modified(p) }
-    fn is_dir(&self, p: &Path) -> std::io::Result<bool> { RealFs.is_dir(p) }
-    fn touch(&self, p: &Path) -> std::io::Result<()> { RealFs.touch(p) }
-    fn lock(&self, p: &Path) -> std::io::Result<Box<dyn LockGuard>> { RealFs.lock(p) }
-    fn try_lock(&self, p: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> { RealFs.try_lock(p) }
-}
-
 #[test]
 fn failed_save_keeps_previous_generation_and_retries_updates() {
     let tmp = tempfile::tempdir().unwrap();
-    let fs = Arc::new(FailingRename { fail: AtomicBool::new(false) });
+    let fs = faultfs::FaultFs::healthy();
     let store = Store::open(opts(tmp.path()), fs.clone()).unwrap();
     store.set("s", b"k", b"v1").unwrap();
     store.save().unwrap();
     store.set("s", b"k", b"v2").unwrap();
     store.set("s", b"other", b"x").unwrap();
-    fs.fail.store(true, Ordering::SeqCst);
+    fs.arm(0, faultfs::FaultMode::Persistent, std::io::ErrorKind::StorageFull);
     let err = store.save().unwrap_err();
     assert_eq!(err.code(), "PACKCACHE_IO");
     assert_eq!(open(opts(tmp.path())).get("s", b"k").unwrap(), Some(b"v1".to_vec()));
     assert_eq!(store.get("s", b"k").unwrap(), Some(b"v2".to_vec()), "updates kept in memory");
-    fs.fail.store(false, Ordering::SeqCst);
+    fs.disarm();
     store.save().unwrap();
     let reopened = open(opts(tmp.path()));
     assert_eq!(reopened.get("s", b"k").unwrap(), Some(b"v2".to_vec()));
