@@ -1,0 +1,78 @@
+// One measurement in a fresh process: node bench/driver.mjs <system> <op> <dir> <N>
+// Prints one JSON line. Ops: save, load, inc, get, size.
+import fs from 'node:fs'
+import path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { systems } from './systems.mjs'
+import { workload, change, rng } from './workload.mjs'
+
+const [systemName, op, dir, n] = process.argv.slice(2)
+const system = systems[systemName]()
+const NAMES = ['snapshot_file', 'snapshot_missing', 'snapshot_context', 'module_graph', 'dependencies', 'codegen', 'module_hashes', 'meta']
+
+export function diskBytes(d) {
+  let total = 0
+  for (const e of fs.readdirSync(d, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) total += fs.statSync(path.join(e.parentPath ?? e.path, e.name)).blocks * 512
+  }
+  return total
+}
+
+const out = {}
+if (op === 'save') {
+  const scopes = workload(Number(n))
+  const t0 = performance.now()
+  await system.save(dir, scopes)
+  out.ms = performance.now() - t0
+  out.disk = diskBytes(dir)
+} else if (op === 'load') {
+  let items = 0
+  let bytes = 0
+  let check = 0
+  const touch = (pairs) => {
+    for (const [k, v] of pairs) {
+      items++
+      bytes += k.length + v.length
+      check ^= v.length ? v[0] : 0
+    }
+  }
+  const eld = monitorEventLoopDelay({ resolution: 1 })
+  eld.enable()
+  const t0 = performance.now()
+  await system.load(dir, NAMES, touch)
+  out.ms = performance.now() - t0
+  await new Promise((r) => setTimeout(r, 5))
+  eld.disable()
+  out.eldMs = eld.max / 1e6
+  out.rss = process.resourceUsage().maxRSS * 1024
+  Object.assign(out, { items, bytes, check })
+} else if (op === 'inc') {
+  const scopes = workload(Number(n))
+  const delta = change(scopes)
+  const state = system.prepareInc ? await system.prepareInc(dir, NAMES) : undefined
+  const before = diskBytes(dir)
+  const t0 = performance.now()
+  const written = await system.inc(dir, delta, state)
+  out.ms = performance.now() - t0
+  out.written = written ?? null
+  out.disk = diskBytes(dir)
+  out.diskDelta = out.disk - before
+  out.changed = delta.sets.length
+  out.removed = delta.removes.length
+} else if (op === 'get') {
+  const scopes = workload(Number(n))
+  const r = rng(3)
+  const picks = Array.from({ length: 1000 }, () => {
+    const s = scopes[r.int(0, scopes.length - 2)]
+    return [s.name, s.items[r.int(0, s.items.length - 1)][0]]
+  })
+  const get = await system.openForGet(dir)
+  const t0 = performance.now()
+  let found = 0
+  for (const [name, key] of picks) if ((await get(name, key)) !== null) found++
+  out.ms = performance.now() - t0
+  out.found = found
+} else if (op === 'size') {
+  out.disk = diskBytes(dir)
+}
+console.log(JSON.stringify(out))
