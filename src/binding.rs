@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{PromiseRaw, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, PromiseRaw, ToNapiValue, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::convert::{MaybeBuffer, Pairs, PairsList};
+use crate::convert::MaybeBuffer;
 use crate::engine::fs::RealFs;
 use crate::engine::{self, Store};
 use crate::{args, js_errors, options};
@@ -87,22 +87,18 @@ impl PackStorage {
     /// All `[key, value]` pairs of `scope`, including this instance's unsaved
     /// sets and removes. `[]` for an unknown scope.
     #[napi(ts_args_type = "scope: string", ts_return_type = "Promise<Array<[Buffer, Buffer]>>")]
-    pub fn load<'e>(&self, env: &'e Env, scope: Unknown) -> Result<PromiseRaw<'e, Pairs>> {
+    pub fn load<'e>(&self, env: &'e Env, scope: Unknown) -> Result<Unknown<'e>> {
         let scope = args::string(env, &scope, "scope")?;
-        let store = self.store.clone();
-        run(env, move || store.load(&scope).map_err(|e| in_scope(&scope, e)), Pairs)
+        let promise = crate::stream::load(env, self.store.clone(), vec![scope], true)?;
+        unsafe { Unknown::from_napi_value(env.raw(), promise) }
     }
 
     /// Loads several scopes in parallel; results in the same order.
     #[napi(ts_args_type = "scopes: string[]", ts_return_type = "Promise<Array<Array<[Buffer, Buffer]>>>")]
-    pub fn load_many<'e>(&self, env: &'e Env, scopes: Unknown) -> Result<PromiseRaw<'e, PairsList>> {
+    pub fn load_many<'e>(&self, env: &'e Env, scopes: Unknown) -> Result<Unknown<'e>> {
         let scopes = args::string_array(env, &scopes, "scopes")?;
-        let store = self.store.clone();
-        let job = move || {
-            let results = store.load_many(&scopes)?;
-            results.into_iter().zip(&scopes).map(|(r, s)| r.map_err(|e| in_scope(s, e))).collect()
-        };
-        run(env, job, PairsList)
+        let promise = crate::stream::load(env, self.store.clone(), scopes, false)?;
+        unsafe { Unknown::from_napi_value(env.raw(), promise) }
     }
 
     /// One value (or `null`), reading at most one pack.
@@ -173,7 +169,7 @@ fn is_nullish(value: &Unknown) -> Result<bool> {
     Ok(matches!(value.get_type()?, ValueType::Undefined | ValueType::Null))
 }
 
-fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
+pub(crate) fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
     match e {
         engine::Error::Corrupted { what } => engine::Error::corrupted(format!("scope {scope:?}: {what}")),
         other => other,

@@ -13,20 +13,26 @@ fn js_string(env: sys::napi_env, s: &str) -> sys::napi_value {
     out
 }
 
+/// An `Error` (or `TypeError`) object with `code`; null if N-API failed.
+pub fn error_object(raw_env: sys::napi_env, type_error: bool, code: &str, message: &str) -> sys::napi_value {
+    let (code_v, msg_v) = (js_string(raw_env, code), js_string(raw_env, message));
+    let mut obj = std::ptr::null_mut();
+    unsafe {
+        if type_error {
+            sys::napi_create_type_error(raw_env, code_v, msg_v, &mut obj);
+        } else {
+            sys::napi_create_error(raw_env, code_v, msg_v, &mut obj);
+        }
+    }
+    obj
+}
+
 /// Builds an `Error` (or `TypeError`) object with `code` and returns it as a
 /// napi `Error` that throws / rejects with exactly that object.
 fn make(env: &Env, type_error: bool, code: &str, message: &str) -> Error {
     let raw_env = env.raw();
-    let (code_v, msg_v) = (js_string(raw_env, code), js_string(raw_env, message));
-    let mut obj = std::ptr::null_mut();
-    let status = unsafe {
-        if type_error {
-            sys::napi_create_type_error(raw_env, code_v, msg_v, &mut obj)
-        } else {
-            sys::napi_create_error(raw_env, code_v, msg_v, &mut obj)
-        }
-    };
-    if status != sys::Status::napi_ok || obj.is_null() {
+    let obj = error_object(raw_env, type_error, code, message);
+    if obj.is_null() {
         return Error::new(Status::GenericFailure, format!("{code}: {message}"));
     }
     match unsafe { Unknown::from_napi_value(raw_env, obj) } {

@@ -16,3 +16,5 @@ mod convert;
 mod js_errors;
 #[cfg(feature = "node")]
 mod options;
+#[cfg(feature = "node")]
+mod stream;

@@ -14,6 +14,7 @@ pub mod format;
 pub mod fuzzing;
 pub mod fs;
 pub mod gc;
+pub mod load;
 pub mod manifest;
 mod par;
 pub mod reader;
@@ -28,7 +29,8 @@ pub mod writer;
 mod tests;
 
 pub use error::{Error, Result};
-pub use store::{LoadedScope, Options, SaveStats, Store};
+pub use load::{LoadedScope, PairBuf};
+pub use store::{Options, SaveStats, Store};
 pub use writer::Compression;
 
 use std::sync::atomic::{AtomicU64, Ordering};

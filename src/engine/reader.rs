@@ -203,6 +203,45 @@ impl PackView {
         }
     }
 
+    /// `true` when keys and values can be served from the blob itself.
+    pub fn is_raw_in_place(&self) -> bool {
+        self.header.body_stored == self.header.body_raw && self.index_copy.is_none()
+    }
+
+    pub fn blob(&self) -> &Blob {
+        &self.blob
+    }
+
+    /// Where key `i` lies in the blob (only when the index is read in place).
+    pub fn key_range_in_blob(&self, i: usize) -> Option<Range<usize>> {
+        self.index_copy.as_ref().map_or(Some(()), |_| None)?;
+        let base = (*self.blob).as_ref().as_ptr() as usize;
+        let key = self.key(i);
+        let start = key.as_ptr() as usize - base;
+        Some(start..start + key.len())
+    }
+
+    /// Where value `i` lies in the blob (only for a raw body).
+    pub fn value_range_in_blob(&self, i: usize) -> Range<usize> {
+        let r = self.value_range(i);
+        let off = self.header.body_off();
+        r.start + off..r.end + off
+    }
+
+    pub fn body_raw_len(&self) -> usize {
+        self.header.body_raw as usize
+    }
+
+    /// Decodes the raw body into `out` (exactly `body_raw_len` bytes).
+    pub fn decode_into(&self, out: &mut [u8]) -> Result<()> {
+        let index = self.index();
+        for b in 0..index.block_raw_ends.len() {
+            let raw = self.block_raw(index, b);
+            self.decode_block(index, b, &mut out[raw])?;
+        }
+        Ok(())
+    }
+
     /// The whole raw body: the mapping itself when no block is compressed.
     pub fn decode_body(&self) -> Result<Body> {
         let index = self.index();

@@ -12,8 +12,7 @@ use super::bloom;
 use super::error::{Error, Result};
 use super::fs::Fs;
 use super::manifest::{self, Manifest, PackMeta};
-use super::par;
-use super::reader::{Body, PackView, Verify};
+use super::reader::{PackView, Verify};
 use super::updates::{Batch, Overlay, Pending};
 use super::writer::Compression;
 
@@ -61,62 +60,6 @@ pub struct SaveStats {
     pub items_written: u64,
     pub packs_removed: u32,
     pub versions_expired: u32,
-}
-
-/// One pack of a loaded scope, decoded, with the items to skip.
-pub struct LoadedPack {
-    pub view: PackView,
-    pub body: Body,
-    pub dead: Vec<u32>,
-}
-
-/// A scope's contents as of a load: committed packs plus unsaved updates.
-#[derive(Default)]
-pub struct LoadedScope {
-    pub packs: Vec<LoadedPack>,
-    /// Unsaved sets, which shadow committed items with the same key.
-    pub extra: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Keys whose committed copy is hidden (unsaved sets and removes).
-    pub shadowed: HashSet<Vec<u8>>,
-}
-
-impl LoadedScope {
-    /// Calls `f` for every live pair: committed ones first, then unsaved sets.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
-        for pack in &self.packs {
-            let body = pack.body.bytes();
-            let mut dead = pack.dead.iter().peekable();
-            for i in 0..pack.view.len() {
-                if dead.next_if(|&&d| d as usize == i).is_some() {
-                    continue;
-                }
-                let key = pack.view.key(i);
-                if !self.shadowed.is_empty() && self.shadowed.contains(key) {
-                    continue;
-                }
-                f(key, &body[pack.view.value_range(i)]);
-            }
-        }
-        for (k, v) in &self.extra {
-            f(k, v);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        let mut n = 0;
-        self.for_each(|_, _| n += 1);
-        n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn into_pairs(self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        self.for_each(|k, v| out.push((k.to_vec(), v.to_vec())));
-        out
-    }
 }
 
 pub struct Store {
@@ -227,7 +170,7 @@ impl Store {
         &self.opts
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -267,7 +210,7 @@ impl Store {
         Ok(decoded)
     }
 
-    fn overlays(&self, scopes: &[String]) -> Vec<Overlay> {
+    pub(crate) fn overlays(&self, scopes: &[String]) -> Vec<Overlay> {
         let inflight = self.inflight.lock().unwrap();
         scopes
             .iter()
@@ -275,95 +218,14 @@ impl Store {
             .collect()
     }
 
-    pub fn load(&self, scope: &str) -> Result<LoadedScope> {
-        self.load_many(&[scope.to_owned()])?.pop().expect("one result per scope")
-    }
-
-    /// Loads every scope (in parallel across all their packs). The outer
-    /// `Err` is for the whole call; each scope has its own result.
-    pub fn load_many(&self, scopes: &[String]) -> Result<Vec<Result<LoadedScope>>> {
-        self.check_open()?;
-        for s in scopes {
-            validate_scope(s)?;
-        }
-        let overlays = self.overlays(scopes);
-        let mut attempt = 0;
-        let committed = loop {
-            let manifest = self.read_manifest()?;
-            let final_attempt = attempt >= READ_RETRIES;
-            let results = self.load_committed(&manifest, scopes, &overlays, final_attempt);
-            let missing = results.iter().any(|r| matches!(r, Err(e) if e.is_not_found()));
-            if !missing || final_attempt {
-                break results;
-            }
-            attempt += 1;
-        };
-        self.touch_once();
-        let out = committed
-            .into_iter()
-            .zip(overlays)
-            .map(|(packs, overlay)| {
-                let packs = packs.map_err(missing_as_corrupt)?;
-                Ok(apply_overlay(packs, overlay))
-            })
-            .collect();
-        Ok(out)
-    }
-
-    fn load_committed(
-        &self,
-        manifest: &Manifest,
-        scopes: &[String],
-        overlays: &[Overlay],
-        final_attempt: bool,
-    ) -> Vec<Result<Vec<LoadedPack>>> {
-        let mut jobs = Vec::new();
-        for (si, (scope, overlay)) in scopes.iter().zip(overlays).enumerate() {
-            if overlay.cleared {
-                continue;
-            }
-            for pack in manifest.scope(scope).map(|s| s.packs.as_slice()).unwrap_or_default() {
-                jobs.push((si, pack));
-            }
-        }
-        let decoded = par::map(jobs, |(si, pack)| (si, self.decode_pack(pack, final_attempt)));
-        let mut out: Vec<Result<Vec<LoadedPack>>> = scopes.iter().map(|_| Ok(Vec::new())).collect();
-        for (si, result) in decoded {
-            match (result, &mut out[si]) {
-                (Ok(pack), Ok(list)) => list.push(pack),
-                (Err(e), slot @ Ok(_)) => *slot = Err(e),
-                (_, Err(_)) => {}
-            }
-        }
-        out
-    }
-
-    /// Decodes one pack; a damaged pack (or, on the last attempt, a missing
-    /// one) is remembered so that the next save resets its scope.
-    fn decode_pack(&self, meta: &PackMeta, final_attempt: bool) -> Result<LoadedPack> {
-        let path = self.dir.join(meta.file_name());
-        let result = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e)).and_then(|blob| {
-            let view = PackView::open(blob, &meta.id, Verify::Full)?;
-            if view.len() != meta.items as usize {
-                return Err(Error::corrupted("pack item count differs from the manifest"));
-            }
-            let body = view.decode_body()?;
-            Ok(LoadedPack { view, body, dead: meta.dead.clone() })
-        });
-        if let Err(e) = &result {
-            self.note_damage(meta, e, final_attempt);
-        }
-        result
-    }
-
-    fn note_damage(&self, meta: &PackMeta, e: &Error, final_attempt: bool) {
+    pub(crate) fn note_damage(&self, meta: &PackMeta, e: &Error, final_attempt: bool) {
         if matches!(e, Error::Corrupted { .. }) || (final_attempt && e.is_not_found()) {
             self.corrupt_packs.lock().unwrap().insert(meta.id);
         }
     }
 
     /// Marks this version as used, for other instances' expiry (once per instance).
-    fn touch_once(&self) {
+    pub(crate) fn touch_once(&self) {
         if !self.opts.readonly && !self.touched.swap(true, Ordering::AcqRel) {
             let _ = self.fs.touch(&self.dir.join(manifest::MANIFEST_NAME));
         }
@@ -540,24 +402,13 @@ impl Store {
     }
 }
 
-fn missing_as_corrupt(e: Error) -> Error {
+pub(crate) fn missing_as_corrupt(e: Error) -> Error {
     match e {
         Error::Io { path, source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Error::corrupted(format!("pack {} is missing", path.display()))
         }
         other => other,
     }
-}
-
-fn apply_overlay(packs: Vec<LoadedPack>, overlay: Overlay) -> LoadedScope {
-    let mut scope = LoadedScope { packs, ..LoadedScope::default() };
-    for (key, value) in overlay.entries {
-        if let Some(v) = value {
-            scope.extra.push((key.clone(), v));
-        }
-        scope.shadowed.insert(key);
-    }
-    scope
 }
 
 pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

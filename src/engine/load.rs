@@ -1,0 +1,293 @@
+//! Loading scopes in two steps. `prepare_load` maps every pack the requested
+//! scopes need, re-reading the manifest if a concurrent save deleted one.
+//! `decode` verifies and decodes the packs on all cores and turns each into a
+//! [`PairBuf`] — one buffer holding the pack's live pairs — handing it to a
+//! sink as soon as it is ready, so a consumer can convert while others decode.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+use super::fs::Blob;
+use super::manifest::{Manifest, PackMeta};
+use super::par;
+use super::reader::{PackView, Verify};
+use super::store::{validate_scope, Store};
+use super::updates::Overlay;
+
+const READ_RETRIES: usize = 5;
+
+/// Bytes that pairs point into: a pack's mapping, or an owned buffer.
+pub enum Bytes {
+    Mapped(Blob),
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(blob) => (**blob).as_ref(),
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Pairs whose keys and values are ranges of one buffer.
+pub struct PairBuf {
+    pub bytes: Bytes,
+    /// `[key start, key end, value start, value end]` per pair.
+    pub pairs: Vec<[usize; 4]>,
+}
+
+impl PairBuf {
+    pub fn key(&self, i: usize) -> &[u8] {
+        let [a, b, _, _] = self.pairs[i];
+        &self.bytes.as_slice()[a..b]
+    }
+
+    pub fn value(&self, i: usize) -> &[u8] {
+        let [_, _, a, b] = self.pairs[i];
+        &self.bytes.as_slice()[a..b]
+    }
+
+    /// Packs pairs given as slices into one owned buffer.
+    pub fn from_pairs<'a>(items: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> PairBuf {
+        let mut bytes = Vec::new();
+        let mut pairs = Vec::new();
+        for (k, v) in items {
+            let ks = bytes.len();
+            bytes.extend_from_slice(k);
+            let vs = bytes.len();
+            bytes.extend_from_slice(v);
+            pairs.push([ks, vs, vs, bytes.len()]);
+        }
+        PairBuf { bytes: Bytes::Owned(bytes), pairs }
+    }
+}
+
+/// A scope as loaded: its parts in order (packs oldest first, then unsaved sets).
+#[derive(Default)]
+pub struct LoadedScope {
+    pub parts: Vec<PairBuf>,
+}
+
+impl LoadedScope {
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        for part in &self.parts {
+            for i in 0..part.pairs.len() {
+                f(part.key(i), part.value(i));
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.pairs.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_pairs(self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::with_capacity(self.len());
+        self.for_each(|k, v| out.push((k.to_vec(), v.to_vec())));
+        out
+    }
+}
+
+pub enum LoadEvent {
+    Part { scope: usize, seq: usize, part: PairBuf },
+    Failed { scope: usize, error: Error },
+}
+
+struct Job {
+    scope: usize,
+    seq: usize,
+    pack: (usize, usize),
+    blob: Blob,
+}
+
+/// Everything a load needs, mapped and ready to decode.
+pub struct LoadPlan {
+    manifest: Arc<Manifest>,
+    jobs: Vec<Job>,
+    shadowed: Vec<HashSet<Vec<u8>>>,
+    extras: Vec<Option<PairBuf>>,
+    failed: Vec<(usize, Error)>,
+    packs_per_scope: Vec<usize>,
+}
+
+impl LoadPlan {
+    pub fn scope_count(&self) -> usize {
+        self.shadowed.len()
+    }
+
+    /// Parts scope `i` will deliver when nothing fails.
+    pub fn parts_of(&self, scope: usize) -> usize {
+        self.packs_per_scope[scope] + usize::from(self.extras[scope].is_some())
+    }
+
+    fn meta(&self, job: &Job) -> &PackMeta {
+        &self.manifest.scopes[job.pack.0].packs[job.pack.1]
+    }
+}
+
+impl Store {
+    pub fn prepare_load(&self, scopes: &[String]) -> Result<LoadPlan> {
+        self.check_open()?;
+        for s in scopes {
+            validate_scope(s)?;
+        }
+        let overlays = self.overlays(scopes);
+        let mut attempt = 0;
+        loop {
+            let manifest = self.read_manifest()?;
+            let final_attempt = attempt >= READ_RETRIES;
+            match self.map_packs(&manifest, scopes, &overlays, final_attempt) {
+                Some((jobs, failed)) => {
+                    self.touch_once();
+                    let packs_per_scope = (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
+                    let (shadowed, extras) = overlays.into_iter().map(split_overlay).unzip();
+                    return Ok(LoadPlan { manifest, jobs, shadowed, extras, failed, packs_per_scope });
+                }
+                None => attempt += 1,
+            }
+        }
+    }
+
+    /// Maps the packs of every scope; `None` when one is missing and the
+    /// manifest should be re-read (a concurrent save deleted it).
+    fn map_packs(
+        &self,
+        manifest: &Manifest,
+        scopes: &[String],
+        overlays: &[Overlay],
+        final_attempt: bool,
+    ) -> Option<(Vec<Job>, Vec<(usize, Error)>)> {
+        let mut jobs = Vec::new();
+        let mut failed = Vec::new();
+        for (si, (scope, overlay)) in scopes.iter().zip(overlays).enumerate() {
+            let Some(mi) = manifest.scopes.iter().position(|s| &s.name == scope).filter(|_| !overlay.cleared) else {
+                continue;
+            };
+            for (pi, meta) in manifest.scopes[mi].packs.iter().enumerate() {
+                let path = self.dir.join(meta.file_name());
+                match self.fs.map_file(&path) {
+                    Ok(blob) => jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), blob }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !final_attempt => return None,
+                    Err(e) => {
+                        let e = Error::io("open", &path, e);
+                        self.note_damage(meta, &e, final_attempt);
+                        failed.push((si, super::store::missing_as_corrupt(e)));
+                        break;
+                    }
+                }
+            }
+        }
+        Some((jobs, failed))
+    }
+
+    /// Verifies and decodes every pack on all cores, calling `sink` (from
+    /// worker threads) with each part as soon as it is ready.
+    pub fn decode(&self, mut plan: LoadPlan, sink: impl Fn(LoadEvent) + Sync) {
+        let mut failed = HashSet::new();
+        for (scope, error) in std::mem::take(&mut plan.failed) {
+            failed.insert(scope);
+            sink(LoadEvent::Failed { scope, error });
+        }
+        let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| !failed.contains(&j.scope)).collect();
+        par::map(jobs, |job| {
+            let meta = plan.meta(job);
+            let event = match self.pack_pairs(job.blob.clone(), meta, &plan.shadowed[job.scope]) {
+                Ok(part) => LoadEvent::Part { scope: job.scope, seq: job.seq, part },
+                Err(error) => {
+                    self.note_damage(meta, &error, true);
+                    LoadEvent::Failed { scope: job.scope, error }
+                }
+            };
+            sink(event);
+        });
+        for (scope, extra) in plan.extras.into_iter().enumerate() {
+            if let Some(part) = extra {
+                sink(LoadEvent::Part { scope, seq: plan.packs_per_scope[scope], part });
+            }
+        }
+    }
+
+    /// One pack's live pairs: served from the mapping when it is stored raw,
+    /// else decoded into one buffer (values, then keys) so the mapping can go.
+    fn pack_pairs(&self, blob: Blob, meta: &PackMeta, shadowed: &HashSet<Vec<u8>>) -> Result<PairBuf> {
+        let view = PackView::open(blob, &meta.id, Verify::Full)?;
+        if view.len() != meta.items as usize {
+            return Err(Error::corrupted("pack item count differs from the manifest"));
+        }
+        let mut dead = meta.dead.iter().peekable();
+        let live: Vec<usize> = (0..view.len())
+            .filter(|&i| dead.next_if(|&&d| d as usize == i).is_none())
+            .filter(|&i| shadowed.is_empty() || !shadowed.contains(view.key(i)))
+            .collect();
+        if view.is_raw_in_place() {
+            let pairs = live
+                .iter()
+                .map(|&i| {
+                    let k = view.key_range_in_blob(i).expect("index read in place");
+                    let v = view.value_range_in_blob(i);
+                    [k.start, k.end, v.start, v.end]
+                })
+                .collect();
+            return Ok(PairBuf { bytes: Bytes::Mapped(view.blob().clone()), pairs });
+        }
+        let keys_len: usize = live.iter().map(|&i| view.key(i).len()).sum();
+        let body = view.body_raw_len();
+        let mut bytes = vec![0u8; body + keys_len];
+        view.decode_into(&mut bytes[..body])?;
+        let mut at = body;
+        let mut pairs = Vec::with_capacity(live.len());
+        for &i in &live {
+            let key = view.key(i);
+            bytes[at..at + key.len()].copy_from_slice(key);
+            let v: Range<usize> = view.value_range(i);
+            pairs.push([at, at + key.len(), v.start, v.end]);
+            at += key.len();
+        }
+        Ok(PairBuf { bytes: Bytes::Owned(bytes), pairs })
+    }
+
+    pub fn load(&self, scope: &str) -> Result<LoadedScope> {
+        self.load_many(&[scope.to_owned()])?.pop().expect("one result per scope")
+    }
+
+    /// Loads every scope (decoding all their packs in parallel). The outer
+    /// `Err` is for the whole call; each scope has its own result.
+    pub fn load_many(&self, scopes: &[String]) -> Result<Vec<Result<LoadedScope>>> {
+        let plan = self.prepare_load(scopes)?;
+        let slots: Vec<std::sync::Mutex<Result<Vec<Option<PairBuf>>>>> = (0..plan.scope_count())
+            .map(|s| std::sync::Mutex::new(Ok((0..plan.parts_of(s)).map(|_| None).collect())))
+            .collect();
+        self.decode(plan, |event| match event {
+            LoadEvent::Part { scope, seq, part } => {
+                if let Ok(parts) = &mut *slots[scope].lock().unwrap() {
+                    parts[seq] = Some(part);
+                }
+            }
+            LoadEvent::Failed { scope, error } => {
+                let mut slot = slots[scope].lock().unwrap();
+                if slot.is_ok() {
+                    *slot = Err(error);
+                }
+            }
+        });
+        Ok(slots
+            .into_iter()
+            .map(|m| m.into_inner().unwrap().map(|parts| LoadedScope { parts: parts.into_iter().flatten().collect() }))
+            .collect())
+    }
+}
+
+fn split_overlay(overlay: Overlay) -> (HashSet<Vec<u8>>, Option<PairBuf>) {
+    let extra = overlay.entries.iter().any(|(_, v)| v.is_some()).then(|| {
+        PairBuf::from_pairs(overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v.as_slice()))))
+    });
+    (overlay.entries.into_keys().collect(), extra)
+}

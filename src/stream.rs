@@ -1,0 +1,304 @@
+//! Streaming loads. Packs are verified and decoded on worker threads; each
+//! decoded pack crosses to the JS thread through a threadsafe function and
+//! becomes its pairs there at once, so conversion overlaps decoding and no
+//! single JS task converts the whole load.
+//!
+//! A pack becomes one Buffer over its bytes (the private mapping when stored
+//! raw, else the decoded buffer) plus a Float64Array of offsets; a small JS
+//! helper, compiled once per thread, slices it into `[key, value]` Buffers
+//! with `subarray` — views, not copies, and no backing store per value.
+
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+use std::sync::Arc;
+
+use napi::{check_status, sys, Env, Result};
+
+use crate::engine::load::{Bytes, LoadEvent};
+use crate::engine::{Error, Store};
+use crate::js_errors;
+
+const HELPERS: &str = r#"({
+  fill(buf, offs) {
+    const n = offs.length >> 2
+    const out = new Array(n)
+    for (let i = 0, j = 0; j < n; i += 4, j++) out[j] = [buf.subarray(offs[i], offs[i + 1]), buf.subarray(offs[i + 2], offs[i + 3])]
+    return out
+  },
+  join(parts) {
+    let n = 0
+    for (let i = 0; i < parts.length; i++) if (parts[i]) n += parts[i].length
+    const out = new Array(n)
+    let k = 0
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i]
+      if (p) for (let j = 0; j < p.length; j++) out[k++] = p[j]
+    }
+    return out
+  },
+})"#;
+
+thread_local! {
+    /// The helper object per JS thread (each env lives on its own thread).
+    static HELPER: RefCell<Option<(usize, sys::napi_ref)>> = const { RefCell::new(None) };
+}
+
+unsafe fn helper(env: sys::napi_env, name: &std::ffi::CStr) -> Result<(sys::napi_value, sys::napi_value)> {
+    let cached = HELPER.with(|h| *h.borrow()).filter(|(e, _)| *e == env as usize);
+    let object = match cached {
+        Some((_, r)) => {
+            let mut v = null_mut();
+            check_status!(unsafe { sys::napi_get_reference_value(env, r, &mut v) })?;
+            v
+        }
+        None => {
+            let mut src = null_mut();
+            check_status!(unsafe { sys::napi_create_string_utf8(env, HELPERS.as_ptr().cast(), HELPERS.len() as isize, &mut src) })?;
+            let mut v = null_mut();
+            check_status!(unsafe { sys::napi_run_script(env, src, &mut v) })?;
+            let mut r = null_mut();
+            check_status!(unsafe { sys::napi_create_reference(env, v, 1, &mut r) })?;
+            HELPER.with(|h| *h.borrow_mut() = Some((env as usize, r)));
+            v
+        }
+    };
+    let mut f = null_mut();
+    check_status!(unsafe { sys::napi_get_named_property(env, object, name.as_ptr(), &mut f) })?;
+    Ok((object, f))
+}
+
+unsafe fn call(env: sys::napi_env, name: &std::ffi::CStr, args: &[sys::napi_value]) -> Result<sys::napi_value> {
+    let (this, f) = unsafe { helper(env, name)? };
+    let mut out = null_mut();
+    check_status!(unsafe { sys::napi_call_function(env, this, f, args.len(), args.as_ptr(), &mut out) })?;
+    Ok(out)
+}
+
+unsafe extern "C" fn release_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    drop(unsafe { Box::from_raw(hint.cast::<Bytes>()) });
+}
+
+/// A Buffer over `bytes` without a copy (a copy where external memory is refused).
+unsafe fn buffer(env: sys::napi_env, bytes: Bytes) -> Result<sys::napi_value> {
+    let slice = bytes.as_slice();
+    let (ptr, len) = (slice.as_ptr().cast_mut(), slice.len());
+    let mut out = null_mut();
+    if len > 0 {
+        let hint = Box::into_raw(Box::new(bytes));
+        // SAFETY: the bytes live until `release_bytes` drops the box owning
+        // them (a Vec's heap data, or a private writable mapping).
+        let status = unsafe { sys::napi_create_external_buffer(env, len, ptr.cast(), Some(release_bytes), hint.cast(), &mut out) };
+        if status == sys::Status::napi_ok {
+            return Ok(out);
+        }
+        let bytes = unsafe { Box::from_raw(hint) };
+        let mut data = null_mut();
+        let slice = bytes.as_slice();
+        check_status!(unsafe { sys::napi_create_buffer_copy(env, len, slice.as_ptr().cast(), &mut data, &mut out) })?;
+        return Ok(out);
+    }
+    let mut data = null_mut();
+    check_status!(unsafe { sys::napi_create_buffer(env, 0, &mut data, &mut out) })?;
+    Ok(out)
+}
+
+unsafe fn float64_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_value> {
+    let mut data = null_mut();
+    let mut ab = null_mut();
+    check_status!(unsafe { sys::napi_create_arraybuffer(env, values.len() * 8, &mut data, &mut ab) })?;
+    if !values.is_empty() {
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), data.cast::<f64>(), values.len()) };
+    }
+    let mut out = null_mut();
+    check_status!(unsafe { sys::napi_create_typedarray(env, sys::TypedarrayType::float64_array, values.len(), ab, 0, &mut out) })?;
+    Ok(out)
+}
+
+/// `Msg::Failed` scope for failures of the whole call.
+const WHOLE_LOAD: usize = usize::MAX;
+
+enum Msg {
+    Part { scope: usize, seq: usize, bytes: Bytes, offsets: Vec<f64> },
+    Failed { scope: usize, error: Error },
+    Done,
+}
+
+struct Ctx {
+    deferred: sys::napi_deferred,
+    /// JS array with, per scope, an array of parts (each an array of pairs).
+    state: sys::napi_ref,
+    scopes: Vec<String>,
+    single: bool,
+    error: Option<Error>,
+}
+
+struct Tsfn(sys::napi_threadsafe_function);
+// SAFETY: N-API threadsafe functions are made to be called from any thread,
+// concurrently.
+unsafe impl Send for Tsfn {}
+unsafe impl Sync for Tsfn {}
+
+impl Tsfn {
+    fn send(&self, msg: Msg) {
+        let data = Box::into_raw(Box::new(msg));
+        let status = unsafe { sys::napi_call_threadsafe_function(self.0, data.cast(), sys::ThreadsafeFunctionCallMode::blocking) };
+        if status != sys::Status::napi_ok {
+            drop(unsafe { Box::from_raw(data) }); // the env is going away
+        }
+    }
+}
+
+impl Drop for Tsfn {
+    fn drop(&mut self) {
+        unsafe { sys::napi_release_threadsafe_function(self.0, sys::ThreadsafeFunctionReleaseMode::release) };
+    }
+}
+
+unsafe fn get_ref(env: sys::napi_env, r: sys::napi_ref) -> Result<sys::napi_value> {
+    let mut v = null_mut();
+    check_status!(unsafe { sys::napi_get_reference_value(env, r, &mut v) })?;
+    Ok(v)
+}
+
+unsafe fn element(env: sys::napi_env, array: sys::napi_value, i: usize) -> Result<sys::napi_value> {
+    let mut v = null_mut();
+    check_status!(unsafe { sys::napi_get_element(env, array, i as u32, &mut v) })?;
+    Ok(v)
+}
+
+unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> {
+    match msg {
+        Msg::Part { scope, seq, bytes, offsets } => {
+            if ctx.error.is_some() {
+                return Ok(());
+            }
+            unsafe {
+                let pairs = call(env, c"fill", &[buffer(env, bytes)?, float64_array(env, &offsets)?])?;
+                let parts = element(env, get_ref(env, ctx.state)?, scope)?;
+                check_status!(sys::napi_set_element(env, parts, seq as u32, pairs))?;
+            }
+        }
+        Msg::Failed { scope, error } => {
+            if ctx.error.is_none() {
+                ctx.error = Some(match ctx.scopes.get(scope) {
+                    Some(name) => crate::binding::in_scope(name, error),
+                    None => error,
+                });
+            }
+        }
+        Msg::Done => unsafe { settle(env, ctx)? },
+    }
+    Ok(())
+}
+
+unsafe fn settle(env: sys::napi_env, ctx: &mut Ctx) -> Result<()> {
+    let deferred = std::mem::replace(&mut ctx.deferred, null_mut());
+    if let Some(e) = ctx.error.take() {
+        let obj = js_errors::error_object(env, false, e.code(), &e.to_string());
+        check_status!(unsafe { sys::napi_reject_deferred(env, deferred, obj) })?;
+        return Ok(());
+    }
+    unsafe {
+        let state = get_ref(env, ctx.state)?;
+        let result = if ctx.single {
+            call(env, c"join", &[element(env, state, 0)?])?
+        } else {
+            let mut outer = null_mut();
+            check_status!(sys::napi_create_array_with_length(env, ctx.scopes.len(), &mut outer))?;
+            for i in 0..ctx.scopes.len() {
+                let joined = call(env, c"join", &[element(env, state, i)?])?;
+                check_status!(sys::napi_set_element(env, outer, i as u32, joined))?;
+            }
+            outer
+        };
+        check_status!(sys::napi_resolve_deferred(env, deferred, result))?;
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn call_js(env: sys::napi_env, _cb: sys::napi_value, context: *mut c_void, data: *mut c_void) {
+    let msg = *unsafe { Box::from_raw(data.cast::<Msg>()) };
+    if env.is_null() {
+        return; // the environment is shutting down
+    }
+    let ctx = unsafe { &mut *context.cast::<Ctx>() };
+    if ctx.deferred.is_null() {
+        return;
+    }
+    if let Err(e) = unsafe { on_message(env, ctx, msg) } {
+        if !ctx.deferred.is_null() {
+            let obj = js_errors::error_object(env, false, "PACKCACHE_INTERNAL", &format!("converting a load failed: {e}"));
+            unsafe { sys::napi_reject_deferred(env, ctx.deferred, obj) };
+            ctx.deferred = null_mut();
+        }
+    }
+}
+
+unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    let ctx = unsafe { Box::from_raw(data.cast::<Ctx>()) };
+    if !env.is_null() {
+        unsafe { sys::napi_delete_reference(env, ctx.state) };
+    }
+}
+
+fn to_offsets(pairs: &[[usize; 4]]) -> Vec<f64> {
+    pairs.iter().flat_map(|p| p.map(|x| x as f64)).collect()
+}
+
+/// Starts loading `scopes` and returns the Promise of their pairs: with
+/// `single`, `Array<[Buffer, Buffer]>` of the one scope; else one such array per scope.
+pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> Result<sys::napi_value> {
+    let raw = env.raw();
+    unsafe {
+        let (mut deferred, mut promise) = (null_mut(), null_mut());
+        check_status!(sys::napi_create_promise(raw, &mut deferred, &mut promise))?;
+        let mut state = null_mut();
+        check_status!(sys::napi_create_array_with_length(raw, scopes.len(), &mut state))?;
+        for i in 0..scopes.len() {
+            let mut parts = null_mut();
+            check_status!(sys::napi_create_array(raw, &mut parts))?;
+            check_status!(sys::napi_set_element(raw, state, i as u32, parts))?;
+        }
+        let mut state_ref = null_mut();
+        check_status!(sys::napi_create_reference(raw, state, 1, &mut state_ref))?;
+        let ctx = Box::into_raw(Box::new(Ctx { deferred, state: state_ref, scopes: scopes.clone(), single, error: None }));
+        let mut name = null_mut();
+        check_status!(sys::napi_create_string_utf8(raw, c"packcache.load".as_ptr(), -1, &mut name))?;
+        let mut tsfn = null_mut();
+        let status = sys::napi_create_threadsafe_function(
+            raw, null_mut(), null_mut(), name, 0, 1, ctx.cast(), Some(finalize_ctx), ctx.cast(), Some(call_js), &mut tsfn,
+        );
+        if status != sys::Status::napi_ok {
+            let ctx = Box::from_raw(ctx);
+            sys::napi_delete_reference(raw, ctx.state);
+            check_status!(status)?;
+        }
+        let tsfn = Tsfn(tsfn);
+        let spawned = std::thread::Builder::new().name("packcache-load".into()).spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&store, &scopes, &tsfn)));
+            if let Err(p) = result {
+                tsfn.send(Msg::Failed { scope: WHOLE_LOAD, error: Error::Internal(crate::engine::store::panic_message(&p)) });
+            }
+            tsfn.send(Msg::Done);
+        });
+        if let Err(e) = spawned {
+            return Err(napi::Error::from_reason(format!("cannot start a load thread: {e}")));
+        }
+        Ok(promise)
+    }
+}
+
+fn run(store: &Store, scopes: &[String], tsfn: &Tsfn) {
+    let plan = match store.prepare_load(scopes) {
+        Ok(plan) => plan,
+        Err(error) => return tsfn.send(Msg::Failed { scope: WHOLE_LOAD, error }),
+    };
+    store.decode(plan, |event| match event {
+        LoadEvent::Part { scope, seq, part } => {
+            let offsets = to_offsets(&part.pairs);
+            tsfn.send(Msg::Part { scope, seq, bytes: part.bytes, offsets });
+        }
+        LoadEvent::Failed { scope, error } => tsfn.send(Msg::Failed { scope, error }),
+    });
+}
