@@ -18,6 +18,15 @@ export function diskBytes(d) {
   return total
 }
 
+/** Peak resident set of this process (VmHWM; unlike getrusage, not inherited across exec). */
+function peakRss() {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))
+    if (m) return Number(m[1]) * 1024
+  } catch {}
+  return process.resourceUsage().maxRSS * 1024
+}
+
 const out = {}
 if (op === 'save') {
   const scopes = workload(Number(n))
@@ -44,7 +53,7 @@ if (op === 'save') {
   await new Promise((r) => setTimeout(r, 5))
   eld.disable()
   out.eldMs = eld.max / 1e6
-  out.rss = process.resourceUsage().maxRSS * 1024
+  out.rss = peakRss()
   Object.assign(out, { items, bytes, check })
 } else if (op === 'inc') {
   const scopes = workload(Number(n))

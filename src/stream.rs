@@ -19,25 +19,67 @@ use crate::engine::load::{Bytes, LoadEvent};
 use crate::engine::{Error, Store};
 use crate::js_errors;
 
-const HELPERS: &str = r#"({
-  fill(buf, offs) {
-    const n = offs.length >> 2
-    const out = new Array(n)
-    for (let i = 0, j = 0; j < n; i += 4, j++) out[j] = [buf.subarray(offs[i], offs[i + 1]), buf.subarray(offs[i + 2], offs[i + 3])]
-    return out
-  },
-  join(parts) {
-    let n = 0
-    for (let i = 0; i < parts.length; i++) if (parts[i]) n += parts[i].length
-    const out = new Array(n)
-    let k = 0
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i]
-      if (p) for (let j = 0; j < p.length; j++) out[k++] = p[j]
+const HELPERS: &str = r#"(() => {
+  // Converts queued packs into pairs in slices of at most SLICE_MS, yielding
+  // to the event loop between slices, then settles the load's promise.
+  const SLICE_MS = 4
+  const STEP = 2048
+  const pump = (st) => {
+    st.scheduled = false
+    const t0 = performance.now()
+    while (st.queue.length > 0 && performance.now() - t0 < SLICE_MS) {
+      const job = st.queue[0]
+      const offs = job.offs
+      const end = Math.min(offs.length, job.at + STEP * 4)
+      const buf = job.buf
+      const out = st.parts[job.scope][job.seq]
+      for (let i = job.at; i < end; i += 4) out.push([buf.subarray(offs[i], offs[i + 1]), buf.subarray(offs[i + 2], offs[i + 3])])
+      job.at = end
+      if (end === offs.length) st.queue.shift()
     }
-    return out
-  },
-})"#;
+    if (st.queue.length > 0) schedule(st)
+    else if (st.ended) settle(st)
+  }
+  const schedule = (st) => {
+    if (!st.scheduled) {
+      st.scheduled = true
+      setImmediate(pump, st)
+    }
+  }
+  const settle = (st) => {
+    if (st.error) return st.reject(st.error)
+    const joined = st.parts.map((parts) => {
+      let n = 0
+      for (const p of parts) if (p) n += p.length
+      const out = new Array(n)
+      let k = 0
+      for (const p of parts) if (p) for (let j = 0; j < p.length; j++) out[k++] = p[j]
+      return out
+    })
+    st.resolve(st.single ? joined[0] : joined)
+  }
+  return {
+    start(scopes, single) {
+      const st = { parts: Array.from({ length: scopes }, () => []), queue: [], single, ended: false, scheduled: false, error: null }
+      st.promise = new Promise((resolve, reject) => ((st.resolve = resolve), (st.reject = reject)))
+      return st
+    },
+    push(st, scope, seq, buf, offs) {
+      if (st.error) return
+      st.parts[scope][seq] = []
+      st.queue.push({ scope, seq, buf, offs, at: 0 })
+      schedule(st)
+    },
+    fail(st, error) {
+      if (!st.error) st.error = error
+      st.queue.length = 0
+    },
+    end(st) {
+      st.ended = true
+      if (st.queue.length === 0 && !st.scheduled) settle(st)
+    },
+  }
+})()"#;
 
 thread_local! {
     /// The helper object per JS thread (each env lives on its own thread).
@@ -125,12 +167,11 @@ enum Msg {
 }
 
 struct Ctx {
-    deferred: sys::napi_deferred,
-    /// JS array with, per scope, an array of parts (each an array of pairs).
+    /// The JS helper's state object of this load (it owns the promise).
     state: sys::napi_ref,
     scopes: Vec<String>,
-    single: bool,
-    error: Option<Error>,
+    failed: bool,
+    ended: bool,
 }
 
 struct Tsfn(sys::napi_threadsafe_function);
@@ -161,60 +202,41 @@ unsafe fn get_ref(env: sys::napi_env, r: sys::napi_ref) -> Result<sys::napi_valu
     Ok(v)
 }
 
-unsafe fn element(env: sys::napi_env, array: sys::napi_value, i: usize) -> Result<sys::napi_value> {
-    let mut v = null_mut();
-    check_status!(unsafe { sys::napi_get_element(env, array, i as u32, &mut v) })?;
-    Ok(v)
-}
 
 unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> {
+    let state = unsafe { get_ref(env, ctx.state)? };
     match msg {
         Msg::Part { scope, seq, bytes, offsets } => {
-            if ctx.error.is_some() {
-                return Ok(());
-            }
-            unsafe {
-                let pairs = call(env, c"fill", &[buffer(env, bytes)?, float64_array(env, &offsets)?])?;
-                let parts = element(env, get_ref(env, ctx.state)?, scope)?;
-                check_status!(sys::napi_set_element(env, parts, seq as u32, pairs))?;
+            if !ctx.failed {
+                unsafe {
+                    let args = [state, number(env, scope)?, number(env, seq)?, buffer(env, bytes)?, float64_array(env, &offsets)?];
+                    call(env, c"push", &args)?;
+                }
             }
         }
         Msg::Failed { scope, error } => {
-            if ctx.error.is_none() {
-                ctx.error = Some(match ctx.scopes.get(scope) {
+            if !ctx.failed {
+                ctx.failed = true;
+                let error = match ctx.scopes.get(scope) {
                     Some(name) => crate::binding::in_scope(name, error),
                     None => error,
-                });
+                };
+                let obj = js_errors::error_object(env, false, error.code(), &error.to_string());
+                unsafe { call(env, c"fail", &[state, obj])? };
             }
         }
-        Msg::Done => unsafe { settle(env, ctx)? },
+        Msg::Done => {
+            ctx.ended = true;
+            unsafe { call(env, c"end", &[state])? };
+        }
     }
     Ok(())
 }
 
-unsafe fn settle(env: sys::napi_env, ctx: &mut Ctx) -> Result<()> {
-    let deferred = std::mem::replace(&mut ctx.deferred, null_mut());
-    if let Some(e) = ctx.error.take() {
-        let obj = js_errors::error_object(env, false, e.code(), &e.to_string());
-        check_status!(unsafe { sys::napi_reject_deferred(env, deferred, obj) })?;
-        return Ok(());
-    }
-    unsafe {
-        let state = get_ref(env, ctx.state)?;
-        let result = if ctx.single {
-            call(env, c"join", &[element(env, state, 0)?])?
-        } else {
-            let mut outer = null_mut();
-            check_status!(sys::napi_create_array_with_length(env, ctx.scopes.len(), &mut outer))?;
-            for i in 0..ctx.scopes.len() {
-                let joined = call(env, c"join", &[element(env, state, i)?])?;
-                check_status!(sys::napi_set_element(env, outer, i as u32, joined))?;
-            }
-            outer
-        };
-        check_status!(sys::napi_resolve_deferred(env, deferred, result))?;
-    }
-    Ok(())
+unsafe fn number(env: sys::napi_env, n: usize) -> Result<sys::napi_value> {
+    let mut out = null_mut();
+    check_status!(unsafe { sys::napi_create_double(env, n as f64, &mut out) })?;
+    Ok(out)
 }
 
 unsafe extern "C" fn call_js(env: sys::napi_env, _cb: sys::napi_value, context: *mut c_void, data: *mut c_void) {
@@ -223,15 +245,15 @@ unsafe extern "C" fn call_js(env: sys::napi_env, _cb: sys::napi_value, context: 
         return; // the environment is shutting down
     }
     let ctx = unsafe { &mut *context.cast::<Ctx>() };
-    if ctx.deferred.is_null() {
+    if ctx.ended {
         return;
     }
     if let Err(e) = unsafe { on_message(env, ctx, msg) } {
-        if !ctx.deferred.is_null() {
-            let obj = js_errors::error_object(env, false, "PACKCACHE_INTERNAL", &format!("converting a load failed: {e}"));
-            unsafe { sys::napi_reject_deferred(env, ctx.deferred, obj) };
-            ctx.deferred = null_mut();
-        }
+        // Settle the promise even when N-API itself failed.
+        let error = Error::Internal(format!("converting a load failed: {e}"));
+        let _ = unsafe { on_message(env, ctx, Msg::Failed { scope: WHOLE_LOAD, error }) };
+        let _ = unsafe { on_message(env, ctx, Msg::Done) };
+        ctx.ended = true;
     }
 }
 
@@ -251,18 +273,14 @@ fn to_offsets(pairs: &[[usize; 4]]) -> Vec<f64> {
 pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> Result<sys::napi_value> {
     let raw = env.raw();
     unsafe {
-        let (mut deferred, mut promise) = (null_mut(), null_mut());
-        check_status!(sys::napi_create_promise(raw, &mut deferred, &mut promise))?;
-        let mut state = null_mut();
-        check_status!(sys::napi_create_array_with_length(raw, scopes.len(), &mut state))?;
-        for i in 0..scopes.len() {
-            let mut parts = null_mut();
-            check_status!(sys::napi_create_array(raw, &mut parts))?;
-            check_status!(sys::napi_set_element(raw, state, i as u32, parts))?;
-        }
+        let mut single_v = null_mut();
+        check_status!(sys::napi_get_boolean(raw, single, &mut single_v))?;
+        let state = call(raw, c"start", &[number(raw, scopes.len())?, single_v])?;
+        let mut promise = null_mut();
+        check_status!(sys::napi_get_named_property(raw, state, c"promise".as_ptr(), &mut promise))?;
         let mut state_ref = null_mut();
         check_status!(sys::napi_create_reference(raw, state, 1, &mut state_ref))?;
-        let ctx = Box::into_raw(Box::new(Ctx { deferred, state: state_ref, scopes: scopes.clone(), single, error: None }));
+        let ctx = Box::into_raw(Box::new(Ctx { state: state_ref, scopes: scopes.clone(), failed: false, ended: false }));
         let mut name = null_mut();
         check_status!(sys::napi_create_string_utf8(raw, c"packcache.load".as_ptr(), -1, &mut name))?;
         let mut tsfn = null_mut();

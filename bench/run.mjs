@@ -1,0 +1,103 @@
+// The side-by-side benchmark: every system, every measurement in a fresh
+// process, systems alternating within each run, medians over the runs.
+//
+//   npm run bench                 N = 10 000, 5 runs, every system
+//   npm run bench -- --quick      N = 2 000, 1 run (a smoke run, < 60 s)
+//   npm run bench -- --n 50000 --runs 3 --systems packcache,plain --growth
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { workload, describe } from './workload.mjs'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2)
+const flag = (name) => args.includes(`--${name}`)
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : def
+}
+const quick = flag('quick')
+const n = Number(opt('n', quick ? 2000 : 10000))
+const runs = Number(opt('runs', quick ? 1 : 5))
+const systems = opt('systems', 'packcache,packcache-none,lmdb,lmdb-compressed,webpack,plain').split(',')
+const work = fs.mkdtempSync(path.join(opt('dir', os.tmpdir()), 'packcache-bench-'))
+
+function measure(system, op, dir) {
+  const out = execFileSync(process.execPath, [path.join(here, 'driver.mjs'), system, op, dir, String(n)], { encoding: 'utf8', maxBuffer: 1 << 20 })
+  return JSON.parse(out.trim().split('\n').pop())
+}
+
+function limits(dir) {
+  const manifest = path.join(here, 'limits', 'Cargo.toml')
+  execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest], { stdio: 'inherit' })
+  const bin = path.join(here, 'limits', 'target', 'release', 'packcache-limits')
+  const versionDir = path.join(dir, fs.readdirSync(dir).find((d) => d.startsWith('pc1-')))
+  return JSON.parse(execFileSync(bin, [versionDir], { encoding: 'utf8' }).trim())
+}
+
+const median = (xs) => {
+  const s = xs.filter((x) => x != null).sort((a, b) => a - b)
+  return s.length ? s[Math.floor(s.length / 2)] : null
+}
+
+workload(n) // generate (and cache) before timing anything
+const { items, bytes } = describe(workload(n))
+console.log(`workload N=${n}: ${items} items, ${(bytes / 1048576).toFixed(1)} MiB raw; ${runs} run(s); ${os.cpus().length} cores, ${os.cpus()[0].model}`)
+
+const results = Object.fromEntries(systems.map((s) => [s, []]))
+let limit = null
+for (let r = 0; r < runs; r++) {
+  const order = systems.map((_, i) => systems[(i + r) % systems.length])
+  for (const system of order) {
+    const dir = path.join(work, `${system}-${r}`)
+    const save = measure(system, 'save', dir)
+    const load = measure(system, 'load', dir)
+    const get = measure(system, 'get', dir)
+    const inc = measure(system, 'inc', dir)
+    results[system].push({ save, load, get, inc })
+    if (system === 'packcache' && limit === null) limit = limits(dir)
+    fs.rmSync(dir, { recursive: true, force: true })
+    process.stdout.write('.')
+  }
+}
+console.log()
+
+const rows = systems.map((system) => {
+  const m = (f) => median(results[system].map(f))
+  return {
+    system,
+    save: m((x) => x.save.ms),
+    load: m((x) => x.load.ms),
+    inc: m((x) => x.inc.ms),
+    incWritten: m((x) => x.inc.written ?? x.inc.diskDelta),
+    get: m((x) => x.get.ms),
+    disk: m((x) => x.save.disk),
+    rss: m((x) => x.load.rss),
+    eld: m((x) => x.load.eldMs),
+  }
+})
+const base = rows.find((r) => r.system === 'packcache') ?? rows[0]
+const mib = (b) => (b == null ? '-' : `${(b / 1048576).toFixed(1)}`)
+const ms = (x) => (x == null ? '-' : x.toFixed(0))
+const ratio = (x, y) => (x == null || y == null ? '' : ` (${(x / y).toFixed(2)}×)`)
+const table = [
+  '| system | full save ms | full load ms | 1% incremental save ms | written MiB | 1000 gets ms | disk MiB | load peak RSS MiB | load worst event-loop delay ms |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map((r) =>
+    `| ${r.system} | ${ms(r.save)}${ratio(r.save, base.save)} | ${ms(r.load)}${ratio(r.load, base.load)} | ${ms(r.inc)}${ratio(r.inc, base.inc)} | ${mib(r.incWritten)} | ${ms(r.get)}${ratio(r.get, base.get)} | ${mib(r.disk)} | ${mib(r.rss)} | ${ms(r.eld)} |`),
+]
+console.log(table.join('\n'))
+if (limit) {
+  console.log(`\nlimits (Rust, all cores, packcache's packs): read + zstd-decode ${limit.readDecodeMs} ms (buffers reused), ` +
+    `${limit.readDecodeKeepMs ?? '-'} ms (all output kept, as a load must); zstd-encode level 1 ${limit.encodeMs} ms`)
+  const pc = rows.find((r) => r.system === 'packcache')
+  const plain = rows.find((r) => r.system === 'plain')
+  if (pc) {
+    console.log(`packcache full load / read+decode limit: ${(pc.load / limit.readDecodeMs).toFixed(2)}× (kept: ${(pc.load / (limit.readDecodeKeepMs ?? limit.readDecodeMs)).toFixed(2)}×); full save / encode limit: ${(pc.save / limit.encodeMs).toFixed(2)}×`)
+    console.log(`packcache disk / raw: ${(pc.disk / bytes).toFixed(3)}`)
+  }
+  if (pc && plain) console.log(`packcache full load / plain: ${(pc.load / plain.load).toFixed(2)}×`)
+}
+fs.rmSync(work, { recursive: true, force: true })
