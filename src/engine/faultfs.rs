@@ -146,4 +146,9 @@ impl Fs for FaultFs {
         self.op("lock")?;
         self.inner.try_lock(path)
     }
+
+    fn stamp(&self, path: &Path) -> io::Result<Option<super::fs::Stamp>> {
+        self.op("stat")?;
+        self.inner.stamp(path)
+    }
 }

@@ -40,6 +40,19 @@ pub trait Fs: Send + Sync + 'static {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
     /// `Ok(None)` when another holder has the lock.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+    /// Identity of the file now at `path` (changes whenever it is replaced),
+    /// so a reader can skip re-reading an unchanged manifest. `None`: unknown.
+    fn stamp(&self, _path: &Path) -> io::Result<Option<Stamp>> {
+        Ok(None)
+    }
+}
+
+/// Length, modification time and file id (inode) of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub len: u64,
+    pub modified: SystemTime,
+    pub id: u64,
 }
 
 pub struct RealFs;
@@ -143,6 +156,19 @@ impl Fs for RealFs {
         let file = open_lock_file(path)?;
         file.lock()?;
         Ok(Box::new(FileLock(file)))
+    }
+
+    fn stamp(&self, path: &Path) -> io::Result<Option<Stamp>> {
+        let meta = match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        #[cfg(unix)]
+        let id = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let id = return Ok(None); // no stable file id: always re-read
+        Ok(Some(Stamp { len: meta.len(), modified: meta.modified()?, id }))
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::bloom;
 use super::error::{Error, Result};
-use super::fs::Fs;
+use super::fs::{Fs, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
 use super::updates::{Batch, Overlay, Pending};
@@ -62,6 +62,12 @@ pub struct SaveStats {
     pub versions_expired: u32,
 }
 
+struct CachedManifest {
+    stamp: Option<Stamp>,
+    bytes: Vec<u8>,
+    decoded: Arc<Manifest>,
+}
+
 pub struct Store {
     pub(crate) opts: Options,
     pub(crate) fs: Arc<dyn Fs>,
@@ -78,7 +84,7 @@ pub struct Store {
     /// Fully verified packs that `get` has opened, by id.
     views: Mutex<HashMap<[u8; 32], Arc<PackView>>>,
     /// The last manifest read: its exact bytes and their decoding.
-    manifest_cache: Mutex<Option<(Vec<u8>, Arc<Manifest>)>>,
+    manifest_cache: Mutex<Option<CachedManifest>>,
     closed: AtomicBool,
     touched: AtomicBool,
 }
@@ -193,20 +199,30 @@ impl Store {
         Ok(())
     }
 
-    /// The committed manifest, or an empty one when none exists yet. Read
-    /// from disk every time (another process may have committed); decoded
-    /// only when its bytes differ from the last ones decoded.
+    /// The committed manifest, or an empty one when none exists yet. Another
+    /// process may have committed since the last call, so the file is checked
+    /// every time: not re-read while its stamp (length, mtime, inode; a commit
+    /// renames a new file into place) is unchanged, not re-decoded while its
+    /// bytes are.
     pub(crate) fn read_manifest(&self) -> Result<Arc<Manifest>> {
+        let path = self.dir.join(manifest::MANIFEST_NAME);
+        let stamp = self.fs.stamp(&path).map_err(|e| Error::io("stat", &path, e))?;
+        if let (Some(now), Some(cached)) = (stamp, &*self.manifest_cache.lock().unwrap()) {
+            if cached.stamp == Some(now) {
+                return Ok(cached.decoded.clone());
+            }
+        }
         let Some(bytes) = manifest::read_raw(&*self.fs, &self.dir)? else {
             return Ok(Arc::new(Manifest::default()));
         };
-        if let Some((raw, decoded)) = &*self.manifest_cache.lock().unwrap() {
-            if *raw == bytes {
-                return Ok(decoded.clone());
+        if let Some(cached) = &mut *self.manifest_cache.lock().unwrap() {
+            if cached.bytes == bytes {
+                cached.stamp = stamp;
+                return Ok(cached.decoded.clone());
             }
         }
         let decoded = Arc::new(Manifest::decode(&bytes)?);
-        *self.manifest_cache.lock().unwrap() = Some((bytes, decoded.clone()));
+        *self.manifest_cache.lock().unwrap() = Some(CachedManifest { stamp, bytes, decoded: decoded.clone() });
         Ok(decoded)
     }
 
