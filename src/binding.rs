@@ -51,9 +51,36 @@ where
     T: Send + 'static,
     V: ToNapiValue,
 {
+    settle(env, async move { tokio::task::spawn_blocking(job).await }, to_js)
+}
+
+/// Like `run`, for short jobs (a `get`): runs on the async worker itself,
+/// saving the hop to the blocking pool and back.
+fn run_short<'e, T, V>(
+    env: &'e Env,
+    job: impl FnOnce() -> engine::Result<T> + Send + 'static,
+    to_js: impl FnOnce(T) -> V + 'static,
+) -> Result<PromiseRaw<'e, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+{
+    let caught = || std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).map_err(|_| "a worker panicked");
+    settle(env, async move { caught() }, to_js)
+}
+
+fn settle<'e, T, V, E: std::fmt::Display>(
+    env: &'e Env,
+    fut: impl std::future::Future<Output = std::result::Result<engine::Result<T>, E>> + Send + 'static,
+    to_js: impl FnOnce(T) -> V + 'static,
+) -> Result<PromiseRaw<'e, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+{
     env.spawn_future_with_callback(
         async move {
-            let joined = tokio::task::spawn_blocking(job).await;
+            let joined = fut.await;
             Ok(joined.unwrap_or_else(|e| Err(engine::Error::Internal(format!("worker failed: {e}")))))
         },
         move |env, result| match result {
@@ -107,7 +134,7 @@ impl PackStorage {
         let scope = args::string(env, &scope, "scope")?;
         let key = args::key(env, &key)?;
         let store = self.store.clone();
-        run(env, move || store.get(&scope, &key), MaybeBuffer)
+        run_short(env, move || store.get(&scope, &key), MaybeBuffer)
     }
 
     /// Records `value` for `key` in memory; `save()` persists it. No I/O.
@@ -115,8 +142,8 @@ impl PackStorage {
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
         let scope = args::string(&env, &scope, "scope")?;
         let key = args::key(&env, &key)?;
-        let value = args::value(&env, &value)?;
-        self.store.set(&scope, &key, value).map_err(|e| js_errors::engine_error(&env, &e))
+        let value = args::value(&env, &value)?.to_vec();
+        self.store.set_owned(&scope, key, value).map_err(|e| js_errors::engine_error(&env, &e))
     }
 
     /// Records the removal of `key` in memory; `save()` persists it. No I/O.

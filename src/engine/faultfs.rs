@@ -76,7 +76,7 @@ impl Fs for FaultFs {
         self.inner.create_dir_all(path)
     }
 
-    fn write_file(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    fn write_file(&self, path: &Path, data: &[&[u8]], sync: bool) -> io::Result<()> {
         self.op("write")?;
         if !sync {
             return self.inner.write_file(path, data, false);

@@ -21,8 +21,9 @@ pub trait LockGuard: Send {}
 
 pub trait Fs: Send + Sync + 'static {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-    /// Creates (or truncates) `path`, writes `data`, and fsyncs it when `sync`.
-    fn write_file(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()>;
+    /// Creates (or truncates) `path`, writes the `parts` one after another,
+    /// and fsyncs it when `sync`.
+    fn write_file(&self, path: &Path, parts: &[&[u8]], sync: bool) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
@@ -69,9 +70,11 @@ impl Fs for RealFs {
         fs::create_dir_all(path)
     }
 
-    fn write_file(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    fn write_file(&self, path: &Path, parts: &[&[u8]], sync: bool) -> io::Result<()> {
         let mut file = File::create(path)?;
-        file.write_all(data)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
         if sync {
             file.sync_all()?;
         }

@@ -96,7 +96,7 @@ pub fn round_trip(data: &[u8]) {
         _ => Compression::Zstd(1),
     };
     let pack = encode_pack("fuzz", 1, &list, compression).unwrap();
-    let view = PackView::open(Arc::new(pack.bytes), &pack.id, Verify::Full).unwrap();
+    let view = PackView::open(Arc::new(pack.to_bytes()), &pack.id, Verify::Full).unwrap();
     let body = view.decode_body().unwrap();
     for (i, (k, v)) in list.iter().enumerate() {
         assert_eq!(view.key(i), *k);

@@ -158,7 +158,7 @@ pub fn commit(fs: &dyn Fs, dir: &Path, manifest: &Manifest, sync: bool) -> Resul
     let bytes = manifest.encode()?;
     let tmp = dir.join(super::temp_name(MANIFEST_NAME));
     let path = dir.join(MANIFEST_NAME);
-    if let Err(e) = fs.write_file(&tmp, &bytes, sync) {
+    if let Err(e) = fs.write_file(&tmp, &[&bytes], sync) {
         let _ = fs.remove_file(&tmp);
         return Err(Error::io("write", tmp, e));
     }

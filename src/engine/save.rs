@@ -114,7 +114,7 @@ fn merge(
     for result in encoded {
         let (pi, pack) = result?;
         stats.packs_written += 1;
-        stats.bytes_written += pack.bytes.len() as u64;
+        stats.bytes_written += pack.file_len();
         stats.items_written += pack.items as u64;
         new_packs[pi].push(pack_meta(&pack));
     }
@@ -132,7 +132,7 @@ fn merge(
 fn pack_meta(pack: &EncodedPack) -> PackMeta {
     PackMeta {
         id: pack.id,
-        file_len: pack.bytes.len() as u64,
+        file_len: pack.file_len(),
         items: pack.items,
         raw_bytes: pack.raw_bytes,
         dead: Vec::new(),
@@ -148,7 +148,7 @@ fn write_pack(store: &Store, pack: &EncodedPack) -> Result<()> {
     let name = super::format::pack_file_name(&pack.id);
     let tmp = store.dir().join(super::temp_name(&name));
     let path = store.dir().join(&name);
-    if let Err(e) = fs.write_file(&tmp, &pack.bytes, store.opts.fsync) {
+    if let Err(e) = fs.write_file(&tmp, &pack.parts(), store.opts.fsync) {
         let _ = fs.remove_file(&tmp);
         return Err(Error::io("write", tmp, e));
     }

@@ -185,12 +185,13 @@ impl Fs for SimFs {
         Ok(())
     }
 
-    fn write_file(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    fn write_file(&self, path: &Path, parts: &[&[u8]], sync: bool) -> io::Result<()> {
+        let data = parts.concat();
         let mut s = self.op()?;
         if !path.parent().is_some_and(|p| s.dirs.contains(p)) {
             return Err(not_found(path));
         }
-        let data = Arc::new(data.to_vec());
+        let data = Arc::new(data);
         let durable = sync.then(|| data.clone());
         s.inodes.push(Inode { data, durable });
         let id = s.inodes.len() - 1;

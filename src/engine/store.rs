@@ -184,10 +184,15 @@ impl Store {
     }
 
     pub fn set(&self, scope: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.set_owned(scope, key.to_vec(), value.to_vec())
+    }
+
+    /// `set` for callers that already own copies of the key and value.
+    pub fn set_owned(&self, scope: &str, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.check_open()?;
         validate_scope(scope)?;
-        validate_key(key)?;
-        self.pending.set(scope, key.to_vec(), Some(value.to_vec()));
+        validate_key(&key)?;
+        self.pending.set(scope, key, Some(value));
         Ok(())
     }
 

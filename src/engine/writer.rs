@@ -3,7 +3,7 @@
 
 use super::bloom;
 use super::error::{Error, Result};
-use super::format::{align_up, Header, PackIndex, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN, TRAILER_LEN};
+use super::format::{align_up, Header, PackIndex, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -11,13 +11,31 @@ pub enum Compression {
     Zstd(i32),
 }
 
-/// A finished pack, ready to be written to `<id>.pack`.
+/// A finished pack, ready to be written to `<id>.pack`: `head` (header,
+/// scope, index), `body`, then `id` as the trailer. Kept in parts so the
+/// compressed body is never copied into a second buffer.
 pub struct EncodedPack {
     pub id: [u8; 32],
-    pub bytes: Vec<u8>,
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
     pub items: u32,
     pub raw_bytes: u64,
     pub bloom: Vec<u64>,
+}
+
+impl EncodedPack {
+    pub fn parts(&self) -> [&[u8]; 3] {
+        [&self.head, &self.body, &self.id]
+    }
+
+    pub fn file_len(&self) -> u64 {
+        (self.head.len() + self.body.len() + self.id.len()) as u64
+    }
+
+    /// The whole file in one buffer (tests and tools).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.parts().concat()
+    }
 }
 
 /// Per-item raw size used for pack sizing and liveness accounting.
@@ -46,18 +64,16 @@ pub fn encode_pack(
     for (key, _) in items {
         index.keys.extend_from_slice(key);
     }
-    let body = encode_body(items, compression, &mut index)?;
+    let body = encode_body(items, value_end as usize, compression, &mut index)?;
     let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&index)
         .map_err(|e| Error::Internal(format!("index serialization failed: {e}")))?;
 
     let index_off = align_up(HEADER_LEN + scope.len(), INDEX_ALIGN);
     let index_end = index_off + archived.len();
-    let total = index_end + body.len() + TRAILER_LEN;
-    let mut out = Vec::with_capacity(total);
-    out.resize(index_off, 0);
-    out[HEADER_LEN..HEADER_LEN + scope.len()].copy_from_slice(scope.as_bytes());
-    out.extend_from_slice(&archived);
-    out.extend_from_slice(&body);
+    let mut head = Vec::with_capacity(index_end);
+    head.resize(index_off, 0);
+    head[HEADER_LEN..HEADER_LEN + scope.len()].copy_from_slice(scope.as_bytes());
+    head.extend_from_slice(&archived);
     let mut header = Header {
         generation,
         items: count,
@@ -68,19 +84,23 @@ pub fn encode_pack(
         body_raw: value_end,
         index_hash: [0; 32],
     };
-    header.write(&mut out[..HEADER_LEN]);
-    header.index_hash = Header::compute_index_hash(&out, index_end);
-    header.write(&mut out[..HEADER_LEN]);
-    let id = *blake3::hash(&out).as_bytes();
-    out.extend_from_slice(&id);
+    header.write(&mut head[..HEADER_LEN]);
+    header.index_hash = Header::compute_index_hash(&head, index_end);
+    header.write(&mut head[..HEADER_LEN]);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&head);
+    hasher.update(&body);
+    let id = *hasher.finalize().as_bytes();
     let bloom = bloom::build(items.iter().map(|(k, _)| *k));
-    Ok(EncodedPack { id, bytes: out, items: count, raw_bytes: key_end + value_end, bloom })
+    Ok(EncodedPack { id, head, body, items: count, raw_bytes: key_end + value_end, bloom })
 }
 
 /// Groups values into blocks of about `BLOCK_SIZE` raw bytes (never splitting
-/// a value) and compresses each; a block that does not shrink is stored raw.
-fn encode_body(items: &[(&[u8], &[u8])], compression: Compression, index: &mut PackIndex) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
+/// a value) and compresses each straight into the body; a block that does not
+/// shrink is stored raw. The body never exceeds the raw size, so it is sized
+/// once and only the pages written are ever touched.
+fn encode_body(items: &[(&[u8], &[u8])], raw_len: usize, compression: Compression, index: &mut PackIndex) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(raw_len + BLOCK_SIZE);
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
     let mut compressor = match compression {
         Compression::Zstd(level) => Some(
@@ -101,16 +121,35 @@ fn encode_body(items: &[(&[u8], &[u8])], compression: Compression, index: &mut P
             continue; // only empty values so far: they need no block
         }
         raw_end += scratch.len() as u64;
-        let compressed = match compressor.as_mut() {
-            Some(c) => Some(c.compress(&scratch).map_err(|e| Error::Internal(format!("zstd failed: {e}")))?),
-            None => None,
+        let start = body.len();
+        let kept = match compressor.as_mut() {
+            Some(c) => compress_into(c, &scratch, &mut body)?,
+            None => false,
         };
-        match compressed {
-            Some(c) if c.len() < scratch.len() => body.extend_from_slice(&c),
-            _ => body.extend_from_slice(&scratch),
+        if !kept {
+            body.truncate(start);
+            body.extend_from_slice(&scratch);
         }
         index.block_raw_ends.push(raw_end);
         index.block_stored_ends.push(body.len() as u64);
     }
     Ok(body)
+}
+
+/// Appends the zstd frame of `block` to `body`; `false` (and `body`
+/// unchanged in length) when the frame would not be smaller than the block.
+fn compress_into(c: &mut zstd::bulk::Compressor<'_>, block: &[u8], body: &mut Vec<u8>) -> Result<bool> {
+    let start = body.len();
+    body.reserve(zstd::zstd_safe::compress_bound(block.len()));
+    let mut cursor = std::io::Cursor::new(std::mem::take(body));
+    cursor.set_position(start as u64);
+    let written = c.compress_to_buffer(block, &mut cursor);
+    *body = cursor.into_inner();
+    let written = written.map_err(|e| Error::Internal(format!("zstd failed: {e}")))?;
+    debug_assert_eq!(body.len(), start + written);
+    if written >= block.len() {
+        body.truncate(start);
+        return Ok(false);
+    }
+    Ok(true)
 }
