@@ -22,7 +22,7 @@ const MAX_ZSTD_RATIO: u64 = 32768;
 
 thread_local! {
     /// One zstd decompression context per thread: creating one per block costs
-    /// more than decoding a 64 KiB block.
+    /// more than decoding a 16 KiB block.
     static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
