@@ -22,6 +22,9 @@ const READ_RETRIES: usize = 5;
 pub enum Bytes {
     Mapped(Blob),
     Owned(Vec<u8>),
+    /// Fresh anonymous memory, faulted in with one call (cheaper than page
+    /// by page for the hundreds of MiB a load decodes).
+    Anon(memmap2::MmapMut),
 }
 
 impl Bytes {
@@ -29,7 +32,27 @@ impl Bytes {
         match self {
             Bytes::Mapped(blob) => (**blob).as_ref(),
             Bytes::Owned(v) => v,
+            Bytes::Anon(m) => m,
         }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match self {
+            Bytes::Mapped(_) => unreachable!("mappings of packs are never written"),
+            Bytes::Owned(v) => v,
+            Bytes::Anon(m) => m,
+        }
+    }
+
+    /// `len` zeroed bytes to decode into.
+    fn zeroed(len: usize) -> Bytes {
+        const ANON_MIN: usize = 1 << 20;
+        if len >= ANON_MIN {
+            if let Ok(m) = memmap2::MmapOptions::new().len(len).populate().map_anon() {
+                return Bytes::Anon(m);
+            }
+        }
+        Bytes::Owned(vec![0u8; len])
     }
 }
 
@@ -196,10 +219,14 @@ impl Store {
             failed.insert(scope);
             sink(LoadEvent::Failed { scope, error });
         }
-        let jobs: Vec<&Job> = plan.jobs.iter().filter(|j| !failed.contains(&j.scope)).collect();
+        // Jobs move into the workers: a compressed pack's mapping is released
+        // as soon as it is decoded, not when the whole load ends.
+        let jobs: Vec<Job> = std::mem::take(&mut plan.jobs).into_iter().filter(|j| !failed.contains(&j.scope)).collect();
+        let extras = std::mem::take(&mut plan.extras);
+        let plan = &plan;
         par::map(jobs, |job| {
-            let meta = plan.meta(job);
-            let event = match self.pack_pairs(job.blob.clone(), meta, &plan.shadowed[job.scope]) {
+            let meta = plan.meta(&job);
+            let event = match self.pack_pairs(job.blob, meta, &plan.shadowed[job.scope]) {
                 Ok(part) => LoadEvent::Part { scope: job.scope, seq: job.seq, part },
                 Err(error) => {
                     self.note_damage(meta, &error, true);
@@ -208,7 +235,7 @@ impl Store {
             };
             sink(event);
         });
-        for (scope, extra) in plan.extras.into_iter().enumerate() {
+        for (scope, extra) in extras.into_iter().enumerate() {
             if let Some(part) = extra {
                 sink(LoadEvent::Part { scope, seq: plan.packs_per_scope[scope], part });
             }
@@ -240,7 +267,8 @@ impl Store {
         }
         let keys_len: usize = live.iter().map(|&i| view.key(i).len()).sum();
         let body = view.body_raw_len();
-        let mut bytes = vec![0u8; body + keys_len];
+        let mut out = Bytes::zeroed(body + keys_len);
+        let bytes = out.as_mut_slice();
         view.decode_into(&mut bytes[..body])?;
         let mut at = body;
         let mut pairs = Vec::with_capacity(live.len());
@@ -251,7 +279,7 @@ impl Store {
             pairs.push([at, at + key.len(), v.start, v.end]);
             at += key.len();
         }
-        Ok(PairBuf { bytes: Bytes::Owned(bytes), pairs })
+        Ok(PairBuf { bytes: out, pairs })
     }
 
     pub fn load(&self, scope: &str) -> Result<LoadedScope> {
