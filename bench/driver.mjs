@@ -6,7 +6,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { systems } from './systems.mjs'
 import { workload, change, rng } from './workload.mjs'
 
-const [systemName, op, dir, n] = process.argv.slice(2)
+const [systemName, op, dir, n, seed = '2'] = process.argv.slice(2)
 const system = systems[systemName]()
 const NAMES = ['snapshot_file', 'snapshot_missing', 'snapshot_context', 'module_graph', 'dependencies', 'codegen', 'module_hashes', 'meta']
 
@@ -57,7 +57,7 @@ if (op === 'save') {
   Object.assign(out, { items, bytes, check })
 } else if (op === 'inc') {
   const scopes = workload(Number(n))
-  const delta = change(scopes)
+  const delta = change(scopes, Number(seed))
   const state = system.prepareInc ? await system.prepareInc(dir, NAMES) : undefined
   const before = diskBytes(dir)
   const t0 = performance.now()

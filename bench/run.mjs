@@ -24,8 +24,8 @@ const runs = Number(opt('runs', quick ? 1 : 5))
 const systems = opt('systems', 'packcache,packcache-none,lmdb,lmdb-compressed,webpack,plain').split(',')
 const work = fs.mkdtempSync(path.join(opt('dir', os.tmpdir()), 'packcache-bench-'))
 
-function measure(system, op, dir) {
-  const out = execFileSync(process.execPath, [path.join(here, 'driver.mjs'), system, op, dir, String(n)], { encoding: 'utf8', maxBuffer: 1 << 20 })
+function measure(system, op, dir, seed = 2) {
+  const out = execFileSync(process.execPath, [path.join(here, 'driver.mjs'), system, op, dir, String(n), String(seed)], { encoding: 'utf8', maxBuffer: 1 << 20 })
   return JSON.parse(out.trim().split('\n').pop())
 }
 
@@ -99,5 +99,22 @@ if (limit) {
     console.log(`packcache disk / raw: ${(pc.disk / bytes).toFixed(3)}`)
   }
   if (pc && plain) console.log(`packcache full load / plain: ${(pc.load / plain.load).toFixed(2)}×`)
+}
+if (flag('growth')) {
+  // 50 incremental generations, 1% changed (and 0.5% removed) each.
+  const dir = path.join(work, 'growth')
+  const fresh = measure('packcache', 'save', dir)
+  const lines = [`\ndisk growth (packcache): fresh save ${mib(fresh.disk)} MiB`, '| generation | disk MiB | disk / fresh | load ms |', '| --- | --- | --- | --- |']
+  let gen1Load = null
+  for (let g = 1; g <= 50; g++) {
+    const inc = measure('packcache', 'inc', dir, 1000 + g)
+    if (g === 1 || g === 10 || g === 50) {
+      const loads = [0, 1, 2].map(() => measure('packcache', 'load', dir).ms)
+      const load = median(loads)
+      gen1Load ??= load
+      lines.push(`| ${g} | ${mib(inc.disk)} | ${(inc.disk / fresh.disk).toFixed(2)} | ${ms(load)} (${(load / gen1Load).toFixed(2)}× gen 1) |`)
+    }
+  }
+  console.log(lines.join('\n'))
 }
 fs.rmSync(work, { recursive: true, force: true })
