@@ -271,3 +271,45 @@ for (const compression of ['none', 'zstd']) {
     for (const [k, v] of other) assert.equal(v.toString('hex'), original.get(k.toString()).toString('hex'))
   })
 }
+
+test('loads racing with saves that delete packs see one whole generation', async (t) => {
+  const root = tempRoot(t)
+  const writer = new PackStorage({ root, version: '1', packSize: 4096 })
+  const reader = new PackStorage({ root, version: '1' })
+  const keys = 400
+  const write = (g) => {
+    for (let i = 0; i < keys; i++) writer.set('s', `k${i}`, Buffer.from(`${g}:`.padEnd(64, 'x')))
+    return writer.save()
+  }
+  await write(0)
+  let loads = 0
+  const saving = (async () => {
+    for (let g = 1; g <= 25; g++) await write(g)
+  })()
+  let done = false
+  saving.then(() => (done = true))
+  while (!done) {
+    const pairs = await reader.load('s')
+    const gens = new Set(pairs.map(([, v]) => v.toString().split(':')[0]))
+    assert.equal(pairs.length, keys)
+    assert.equal(gens.size, 1, `a load mixed generations ${[...gens]}`)
+    loads++
+  }
+  await saving
+  assert.ok(loads > 0)
+})
+
+test('loadMany rejects with PACKCACHE_CORRUPT naming the damaged scope', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  a.set('fine', 'k', Buffer.from('ok'))
+  a.set('damaged', 'k', Buffer.from('x'.repeat(2000)))
+  await a.save()
+  const pack = packFiles(root).find((p) => fs.readFileSync(p).includes(Buffer.from('damaged')))
+  const bytes = fs.readFileSync(pack)
+  bytes[bytes.length - 33] ^= 1
+  fs.writeFileSync(pack, bytes)
+  const b = new PackStorage({ root, version: '1' })
+  await assert.rejects(b.loadMany(['fine', 'damaged']), (e) => e.code === 'PACKCACHE_CORRUPT' && /"damaged"/.test(e.message))
+  assert.deepEqual((await b.loadMany(['fine'])).map((p) => p.length), [1])
+})
