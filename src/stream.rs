@@ -172,6 +172,8 @@ struct Ctx {
     scopes: Vec<String>,
     failed: bool,
     ended: bool,
+    /// The JS Buffer over the load's shared region, once created.
+    region: Option<sys::napi_ref>,
 }
 
 struct Tsfn(sys::napi_threadsafe_function);
@@ -209,7 +211,18 @@ unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> 
         Msg::Part { scope, seq, bytes, offsets } => {
             if !ctx.failed {
                 unsafe {
-                    let args = [state, number(env, scope)?, number(env, seq)?, buffer(env, bytes)?, float64_array(env, &offsets)?];
+                    let buf = match (bytes, ctx.region) {
+                        (Bytes::Region(_), Some(r)) => get_ref(env, r)?,
+                        (bytes @ Bytes::Region(_), None) => {
+                            let buf = buffer(env, bytes)?;
+                            let mut r = null_mut();
+                            check_status!(sys::napi_create_reference(env, buf, 1, &mut r))?;
+                            ctx.region = Some(r);
+                            buf
+                        }
+                        (bytes, _) => buffer(env, bytes)?,
+                    };
+                    let args = [state, number(env, scope)?, number(env, seq)?, buf, float64_array(env, &offsets)?];
                     call(env, c"push", &args)?;
                 }
             }
@@ -261,6 +274,9 @@ unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: 
     let ctx = unsafe { Box::from_raw(data.cast::<Ctx>()) };
     if !env.is_null() {
         unsafe { sys::napi_delete_reference(env, ctx.state) };
+        if let Some(r) = ctx.region {
+            unsafe { sys::napi_delete_reference(env, r) };
+        }
     }
 }
 
@@ -280,7 +296,7 @@ pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> 
         check_status!(sys::napi_get_named_property(raw, state, c"promise".as_ptr(), &mut promise))?;
         let mut state_ref = null_mut();
         check_status!(sys::napi_create_reference(raw, state, 1, &mut state_ref))?;
-        let ctx = Box::into_raw(Box::new(Ctx { state: state_ref, scopes: scopes.clone(), failed: false, ended: false }));
+        let ctx = Box::into_raw(Box::new(Ctx { state: state_ref, scopes: scopes.clone(), failed: false, ended: false, region: None }));
         let mut name = null_mut();
         check_status!(sys::napi_create_string_utf8(raw, c"packcache.load".as_ptr(), -1, &mut name))?;
         let mut tsfn = null_mut();

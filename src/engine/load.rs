@@ -18,6 +18,43 @@ use super::updates::Overlay;
 
 const READ_RETRIES: usize = 5;
 
+/// One block of anonymous memory that all compressed packs of a load decode
+/// into, each into its own slot. One allocation per load, not per pack: a
+/// JS engine counts each external buffer toward its GC heuristics, and 90
+/// buffers of 4 MiB trigger far more collections than one of 360 MiB.
+pub struct Region {
+    map: std::cell::UnsafeCell<memmap2::MmapMut>,
+    len: usize,
+}
+
+// SAFETY: workers write disjoint slots (`slot_mut`), each before the slot is
+// handed to any reader; afterwards the memory is only read.
+unsafe impl Sync for Region {}
+unsafe impl Send for Region {}
+
+impl Region {
+    fn new(len: usize) -> Option<Arc<Region>> {
+        let map = memmap2::MmapOptions::new().len(len.max(1)).map_anon().ok()?;
+        Some(Arc::new(Region { map: std::cell::UnsafeCell::new(map), len }))
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: see the `Sync` impl: readers only read slots already written.
+        unsafe { &(&*self.map.get())[..self.len] }
+    }
+
+    /// # Safety
+    /// Each slot is written by one worker only, before any reader sees it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slot_mut(&self, range: Range<usize>) -> &mut [u8] {
+        let map = unsafe { &mut *self.map.get() };
+        // Fault the slot in with one call rather than page by page.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise_range(memmap2::Advice::PopulateWrite, range.start, range.len());
+        &mut map[range]
+    }
+}
+
 /// Bytes that pairs point into: a pack's mapping, or an owned buffer.
 pub enum Bytes {
     Mapped(Blob),
@@ -25,6 +62,8 @@ pub enum Bytes {
     /// Fresh anonymous memory, faulted in with one call (cheaper than page
     /// by page for the hundreds of MiB a load decodes).
     Anon(memmap2::MmapMut),
+    /// The load's shared region; pair offsets are offsets into all of it.
+    Region(Arc<Region>),
 }
 
 impl Bytes {
@@ -33,12 +72,13 @@ impl Bytes {
             Bytes::Mapped(blob) => (**blob).as_ref(),
             Bytes::Owned(v) => v,
             Bytes::Anon(m) => m,
+            Bytes::Region(r) => r.as_slice(),
         }
     }
 
     fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
-            Bytes::Mapped(_) => unreachable!("mappings of packs are never written"),
+            Bytes::Mapped(_) | Bytes::Region(_) => unreachable!("only fresh buffers are written this way"),
             Bytes::Owned(v) => v,
             Bytes::Anon(m) => m,
         }
@@ -129,11 +169,15 @@ struct Job {
     seq: usize,
     pack: (usize, usize),
     blob: Blob,
+    /// Where this pack decodes to in the region: its raw size (keys and
+    /// values) from the checksummed manifest, never from the pack itself.
+    slot: Range<usize>,
 }
 
 /// Everything a load needs, mapped and ready to decode.
 pub struct LoadPlan {
     manifest: Arc<Manifest>,
+    region: Option<Arc<Region>>,
     jobs: Vec<Job>,
     shadowed: Vec<HashSet<Vec<u8>>>,
     extras: Vec<Option<PairBuf>>,
@@ -172,7 +216,8 @@ impl Store {
                     self.touch_once();
                     let packs_per_scope = (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
                     let (shadowed, extras) = overlays.into_iter().map(split_overlay).unzip();
-                    return Ok(LoadPlan { manifest, jobs, shadowed, extras, failed, packs_per_scope });
+                    let region = jobs.last().and_then(|j| Region::new(j.slot.end));
+                    return Ok(LoadPlan { manifest, region, jobs, shadowed, extras, failed, packs_per_scope });
                 }
                 None => attempt += 1,
             }
@@ -197,7 +242,11 @@ impl Store {
             for (pi, meta) in manifest.scopes[mi].packs.iter().enumerate() {
                 let path = self.dir.join(meta.file_name());
                 match self.fs.map_file(&path) {
-                    Ok(blob) => jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), blob }),
+                    Ok(blob) => {
+                        let start = jobs.last().map_or(0, |j: &Job| j.slot.end);
+                        let slot = start..start + meta.raw_bytes as usize;
+                        jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), blob, slot });
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && !final_attempt => return None,
                     Err(e) => {
                         let e = Error::io("open", &path, e);
@@ -226,7 +275,8 @@ impl Store {
         let plan = &plan;
         par::map(jobs, |job| {
             let meta = plan.meta(&job);
-            let event = match self.pack_pairs(job.blob, meta, &plan.shadowed[job.scope]) {
+            let target = plan.region.as_ref().map(|r| (r, job.slot.clone()));
+            let event = match self.pack_pairs(job.blob, meta, &plan.shadowed[job.scope], target) {
                 Ok(part) => LoadEvent::Part { scope: job.scope, seq: job.seq, part },
                 Err(error) => {
                     self.note_damage(meta, &error, true);
@@ -244,7 +294,13 @@ impl Store {
 
     /// One pack's live pairs: served from the mapping when it is stored raw,
     /// else decoded into one buffer (values, then keys) so the mapping can go.
-    fn pack_pairs(&self, blob: Blob, meta: &PackMeta, shadowed: &HashSet<Vec<u8>>) -> Result<PairBuf> {
+    fn pack_pairs(
+        &self,
+        blob: Blob,
+        meta: &PackMeta,
+        shadowed: &HashSet<Vec<u8>>,
+        region: Option<(&Arc<Region>, Range<usize>)>,
+    ) -> Result<PairBuf> {
         let view = PackView::open(blob, &meta.id, Verify::Full)?;
         if view.len() != meta.items as usize {
             return Err(Error::corrupted("pack item count differs from the manifest"));
@@ -267,8 +323,18 @@ impl Store {
         }
         let keys_len: usize = live.iter().map(|&i| view.key(i).len()).sum();
         let body = view.body_raw_len();
-        let mut out = Bytes::zeroed(body + keys_len);
-        let bytes = out.as_mut_slice();
+        let need = body + keys_len;
+        let (mut out, base) = match region {
+            // The slot is the pack's raw size per the manifest; a pack that
+            // disagrees (a bug or damage the checksum missed) gets its own buffer.
+            Some((r, slot)) if slot.len() >= need => (Bytes::Region(r.clone()), slot.start),
+            _ => (Bytes::zeroed(need), 0),
+        };
+        let bytes = match &mut out {
+            // SAFETY: this job's slot, written by this worker only.
+            Bytes::Region(r) => unsafe { r.slot_mut(base..base + need) },
+            other => other.as_mut_slice(),
+        };
         view.decode_into(&mut bytes[..body])?;
         let mut at = body;
         let mut pairs = Vec::with_capacity(live.len());
@@ -276,7 +342,7 @@ impl Store {
             let key = view.key(i);
             bytes[at..at + key.len()].copy_from_slice(key);
             let v: Range<usize> = view.value_range(i);
-            pairs.push([at, at + key.len(), v.start, v.end]);
+            pairs.push([base + at, base + at + key.len(), base + v.start, base + v.end]);
             at += key.len();
         }
         Ok(PairBuf { bytes: out, pairs })
