@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use napi::{check_status, sys, Env, Result};
 
-use crate::engine::load::{Bytes, LoadEvent};
+use crate::engine::load::{Bytes, LoadEvent, Region};
 use crate::engine::{Error, Store};
 use crate::js_errors;
 
@@ -121,28 +121,78 @@ unsafe extern "C" fn release_bytes(_env: sys::napi_env, _data: *mut c_void, hint
     drop(unsafe { Box::from_raw(hint.cast::<Bytes>()) });
 }
 
-/// A Buffer over `bytes` without a copy (a copy where external memory is refused).
-unsafe fn buffer(env: sys::napi_env, bytes: Bytes) -> Result<sys::napi_value> {
-    let slice = bytes.as_slice();
-    let (ptr, len) = (slice.as_ptr().cast_mut(), slice.len());
+/// A Buffer over `bytes` without a copy; `Err(bytes)` back where external
+/// memory is refused (e.g. Electron), for the caller to copy.
+unsafe fn external(env: sys::napi_env, bytes: Bytes) -> Result<std::result::Result<sys::napi_value, Bytes>> {
+    let (ptr, len) = bytes.raw_parts();
     let mut out = null_mut();
-    if len > 0 {
-        let hint = Box::into_raw(Box::new(bytes));
-        // SAFETY: the bytes live until `release_bytes` drops the box owning
-        // them (a Vec's heap data, or a private writable mapping).
-        let status = unsafe { sys::napi_create_external_buffer(env, len, ptr.cast(), Some(release_bytes), hint.cast(), &mut out) };
-        if status == sys::Status::napi_ok {
-            return Ok(out);
-        }
-        let bytes = unsafe { Box::from_raw(hint) };
+    if len == 0 {
         let mut data = null_mut();
-        let slice = bytes.as_slice();
-        check_status!(unsafe { sys::napi_create_buffer_copy(env, len, slice.as_ptr().cast(), &mut data, &mut out) })?;
-        return Ok(out);
+        check_status!(unsafe { sys::napi_create_buffer(env, 0, &mut data, &mut out) })?;
+        return Ok(Ok(out));
     }
-    let mut data = null_mut();
-    check_status!(unsafe { sys::napi_create_buffer(env, 0, &mut data, &mut out) })?;
+    let hint = Box::into_raw(Box::new(bytes));
+    // SAFETY: the bytes live until `release_bytes` drops the box owning them
+    // (a Vec's heap data, a private writable mapping, or the load's region).
+    let status =
+        unsafe { sys::napi_create_external_buffer(env, len, ptr.cast_mut().cast(), Some(release_bytes), hint.cast(), &mut out) };
+    if status == sys::Status::napi_ok {
+        return Ok(Ok(out));
+    }
+    Ok(Err(*unsafe { Box::from_raw(hint) }))
+}
+
+unsafe fn copied(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
+    let (mut out, mut data) = (null_mut(), null_mut());
+    check_status!(unsafe { sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out) })?;
     Ok(out)
+}
+
+/// Copies just the span of `region` that a part's pairs cover (its own,
+/// fully written slot) and rebases the offsets onto the copy.
+unsafe fn span_copy(env: sys::napi_env, region: &Region, offsets: &mut [f64]) -> Result<sys::napi_value> {
+    let lo = offsets.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = offsets.iter().copied().fold(0.0, f64::max);
+    if offsets.is_empty() {
+        return unsafe { copied(env, &[]) };
+    }
+    let (ptr, len) = region.raw_parts();
+    let (lo, hi) = (lo as usize, hi as usize);
+    if lo > hi || hi > len {
+        return Err(napi::Error::from_reason("pair offsets outside the load's region"));
+    }
+    let span = unsafe { std::slice::from_raw_parts(ptr.add(lo), hi - lo) };
+    offsets.iter_mut().for_each(|o| *o -= lo as f64);
+    unsafe { copied(env, span) }
+}
+
+/// The Buffer a part's pairs slice, and their offsets into it.
+unsafe fn part_buffer(env: sys::napi_env, ctx: &mut Ctx, bytes: Bytes, mut offsets: Vec<f64>) -> Result<(sys::napi_value, Vec<f64>)> {
+    let region = match bytes {
+        Bytes::Region(r) => r,
+        other => {
+            return match unsafe { external(env, other)? } {
+                Ok(buf) => Ok((buf, offsets)),
+                Err(other) => Ok((unsafe { copied(env, other.as_slice())? }, offsets)),
+            };
+        }
+    };
+    if let Some(r) = ctx.region {
+        return Ok((unsafe { get_ref(env, r)? }, offsets));
+    }
+    if !ctx.no_external {
+        match unsafe { external(env, Bytes::Region(region.clone()))? } {
+            Ok(buf) => {
+                let mut r = null_mut();
+                check_status!(unsafe { sys::napi_create_reference(env, buf, 1, &mut r) })?;
+                ctx.region = Some(r);
+                return Ok((buf, offsets));
+            }
+            Err(_) => ctx.no_external = true,
+        }
+    }
+    let buf = unsafe { span_copy(env, &region, &mut offsets)? };
+    Ok((buf, offsets))
 }
 
 unsafe fn float64_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_value> {
@@ -174,6 +224,8 @@ struct Ctx {
     ended: bool,
     /// The JS Buffer over the load's shared region, once created.
     region: Option<sys::napi_ref>,
+    /// External buffers are refused here: parts are copied.
+    no_external: bool,
 }
 
 struct Tsfn(sys::napi_threadsafe_function);
@@ -211,17 +263,7 @@ unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> 
         Msg::Part { scope, seq, bytes, offsets } => {
             if !ctx.failed {
                 unsafe {
-                    let buf = match (bytes, ctx.region) {
-                        (Bytes::Region(_), Some(r)) => get_ref(env, r)?,
-                        (bytes @ Bytes::Region(_), None) => {
-                            let buf = buffer(env, bytes)?;
-                            let mut r = null_mut();
-                            check_status!(sys::napi_create_reference(env, buf, 1, &mut r))?;
-                            ctx.region = Some(r);
-                            buf
-                        }
-                        (bytes, _) => buffer(env, bytes)?,
-                    };
+                    let (buf, offsets) = part_buffer(env, ctx, bytes, offsets)?;
                     let args = [state, number(env, scope)?, number(env, seq)?, buf, float64_array(env, &offsets)?];
                     call(env, c"push", &args)?;
                 }
@@ -296,7 +338,7 @@ pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> 
         check_status!(sys::napi_get_named_property(raw, state, c"promise".as_ptr(), &mut promise))?;
         let mut state_ref = null_mut();
         check_status!(sys::napi_create_reference(raw, state, 1, &mut state_ref))?;
-        let ctx = Box::into_raw(Box::new(Ctx { state: state_ref, scopes: scopes.clone(), failed: false, ended: false, region: None }));
+        let ctx = Box::into_raw(Box::new(Ctx { state: state_ref, scopes: scopes.clone(), failed: false, ended: false, region: None, no_external: false }));
         let mut name = null_mut();
         check_status!(sys::napi_create_string_utf8(raw, c"packcache.load".as_ptr(), -1, &mut name))?;
         let mut tsfn = null_mut();

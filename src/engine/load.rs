@@ -38,9 +38,16 @@ impl Region {
         Some(Arc::new(Region { map: std::cell::UnsafeCell::new(map), len }))
     }
 
+    /// All of it; only once every slot is written (after `decode` returns).
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: see the `Sync` impl: readers only read slots already written.
         unsafe { &(&*self.map.get())[..self.len] }
+    }
+
+    /// Start and length, without forming a reference to bytes that workers
+    /// may still be writing.
+    pub fn raw_parts(&self) -> (*const u8, usize) {
+        (unsafe { (*self.map.get()).as_ptr() }, self.len)
     }
 
     /// # Safety
@@ -67,6 +74,17 @@ pub enum Bytes {
 }
 
 impl Bytes {
+    /// Start and length of the bytes (for handing them to another owner).
+    pub fn raw_parts(&self) -> (*const u8, usize) {
+        match self {
+            Bytes::Region(r) => r.raw_parts(),
+            other => {
+                let s = other.as_slice();
+                (s.as_ptr(), s.len())
+            }
+        }
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(blob) => (**blob).as_ref(),

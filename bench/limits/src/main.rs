@@ -94,35 +94,6 @@ fn main() {
         });
         keep_runs.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    for mode in ["vec", "anon", "anon+populate", "anon+huge", "anon+huge+populate"] {
-        let mut runs = Vec::new();
-        for _ in 0..5 {
-            let t = Instant::now();
-            let kept = std::sync::Mutex::new(Vec::new());
-            parallel(&files, |p| {
-                let bytes = std::fs::read(p).unwrap();
-                let id: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
-                let view = PackView::open(Arc::new(bytes), &id, Verify::IndexOnly).unwrap();
-                let n = view.body_raw_len();
-                if mode == "vec" {
-                    let mut out = vec![0u8; n];
-                    view.decode_into(&mut out).unwrap();
-                    kept.lock().unwrap().push(Box::new(out) as Box<dyn Send>);
-                } else {
-                    let mut o = memmap2::MmapOptions::new();
-                    o.len(n.max(1));
-                    if mode.contains("populate") { o.populate(); }
-                    let mut out = o.map_anon().unwrap();
-                    if mode.contains("huge") { let _ = out.advise(memmap2::Advice::HugePage); }
-                    view.decode_into(&mut out[..n]).unwrap();
-                    kept.lock().unwrap().push(Box::new(out) as Box<dyn Send>);
-                }
-                n
-            });
-            runs.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        eprintln!("decode kept via {mode}: {:.1} ms", median(runs));
-    }
     eprintln!("engine load_many (verify + decode, no JS): {:.1} ms", median(engine_runs));
     println!(
         "{{\"packs\":{},\"rawBytes\":{raw_total},\"readDecodeMs\":{:.1},\"readDecodeKeepMs\":{:.1},\"encodeMs\":{:.1},\"encodedBytes\":{encoded}}}",
