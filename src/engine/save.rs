@@ -102,21 +102,23 @@ fn merge(
             chunks.push((pi, items));
         }
     }
+    // Each worker encodes and writes its pack and keeps only its metadata,
+    // so compressed bodies do not pile up in memory until the commit.
     let encoded = par::map(chunks, |(pi, items)| {
         let pack = encode_pack(&plans[pi].name, generation, &items, store.opts.compression)?;
         write_pack(store, &pack)?;
-        Ok::<_, Error>((pi, pack))
+        Ok::<_, Error>((pi, pack_meta(&pack)))
     });
     if store.opts.fsync {
         store.fs.sync_dir(store.dir()).map_err(|e| Error::io("fsync", store.dir(), e))?;
     }
     let mut new_packs: Vec<Vec<PackMeta>> = plans.iter().map(|_| Vec::new()).collect();
     for result in encoded {
-        let (pi, pack) = result?;
+        let (pi, meta) = result?;
         stats.packs_written += 1;
-        stats.bytes_written += pack.file_len();
-        stats.items_written += pack.items as u64;
-        new_packs[pi].push(pack_meta(&pack));
+        stats.bytes_written += meta.file_len;
+        stats.items_written += meta.items as u64;
+        new_packs[pi].push(meta);
     }
     for (plan, fresh) in plans.into_iter().zip(new_packs) {
         let mut packs = plan.kept;
