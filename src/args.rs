@@ -13,6 +13,23 @@ pub fn string(env: &Env, value: &Unknown, name: &str) -> Result<String> {
     read_string(env, value)
 }
 
+/// Calls `f` with a string argument read into a stack buffer (no allocation
+/// for the short strings scope names are; longer ones take the slow path).
+pub fn with_str<R>(env: &Env, value: &Unknown, name: &str, f: impl FnOnce(&str) -> R) -> Result<R> {
+    if value.get_type()? != ValueType::String {
+        return Err(type_error(env, &format!("{name} must be a string")));
+    }
+    let mut buf = [0u8; 256];
+    let mut written = 0usize;
+    unsafe { sys::napi_get_value_string_utf8(env.raw(), value.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut written) };
+    if written < buf.len() - 1 {
+        if let Ok(s) = std::str::from_utf8(&buf[..written]) {
+            return Ok(f(s));
+        }
+    }
+    Ok(f(&read_string(env, value)?))
+}
+
 fn read_string(env: &Env, value: &Unknown) -> Result<String> {
     let (raw_env, raw) = (env.raw(), value.raw());
     let mut len = 0usize;

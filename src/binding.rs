@@ -140,10 +140,10 @@ impl PackStorage {
     /// Records `value` for `key` in memory; `save()` persists it. No I/O.
     #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
-        let scope = args::string(&env, &scope, "scope")?;
         let key = args::key(&env, &key)?;
         let value = args::value(&env, &value)?.to_vec();
-        self.store.set_owned(&scope, key, value).map_err(|e| js_errors::engine_error(&env, &e))
+        args::with_str(&env, &scope, "scope", |scope| self.store.set_owned(scope, key, value))?
+            .map_err(|e| js_errors::engine_error(&env, &e))
     }
 
     /// Records the removal of `key` in memory; `save()` persists it. No I/O.

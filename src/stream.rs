@@ -304,7 +304,14 @@ unsafe extern "C" fn call_js(env: sys::napi_env, _cb: sys::napi_value, context: 
         return;
     }
     if let Err(e) = unsafe { on_message(env, ctx, msg) } {
-        // Settle the promise even when N-API itself failed.
+        // Settle the promise even when N-API or the helper failed; a thrown
+        // JS exception must not stay pending (it would surface as uncaught).
+        let mut pending = false;
+        unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+        if pending {
+            let mut ignored = null_mut();
+            unsafe { sys::napi_get_and_clear_last_exception(env, &mut ignored) };
+        }
         let error = Error::Internal(format!("converting a load failed: {e}"));
         let _ = unsafe { on_message(env, ctx, Msg::Failed { scope: WHOLE_LOAD, error }) };
         let _ = unsafe { on_message(env, ctx, Msg::Done) };
