@@ -22,8 +22,8 @@ use crate::js_errors;
 const HELPERS: &str = r#"(() => {
   // Converts queued packs into pairs in slices of at most SLICE_MS, yielding
   // to the event loop between slices, then settles the load's promise.
-  const SLICE_MS = 4
-  const STEP = 2048
+  const SLICE_MS = 3
+  const STEP = 512
   const pump = (st) => {
     st.scheduled = false
     const t0 = performance.now()
