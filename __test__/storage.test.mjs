@@ -313,3 +313,20 @@ test('loadMany rejects with PACKCACHE_CORRUPT naming the damaged scope', async (
   await assert.rejects(b.loadMany(['fine', 'damaged']), (e) => e.code === 'PACKCACHE_CORRUPT' && /"damaged"/.test(e.message))
   assert.deepEqual((await b.loadMany(['fine'])).map((p) => p.length), [1])
 })
+
+test('close while loads and saves are in flight settles every promise', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  for (let i = 0; i < 3000; i++) a.set('s', `k${i}`, crypto.randomBytes(300))
+  await a.save()
+  a.set('s', 'late', Buffer.from('x'))
+  const pending = [a.load('s'), a.save(), a.get('s', 'k1'), a.loadMany(['s', 's'])]
+  const closing = a.close()
+  const results = await Promise.allSettled(pending)
+  await closing
+  for (const r of results) {
+    if (r.status === 'rejected') assert.equal(r.reason.code, 'PACKCACHE_CLOSED', String(r.reason))
+  }
+  assert.equal(results[1].status, 'fulfilled', 'a save queued before close() completes')
+  assert.equal((await new PackStorage({ root, version: '1' }).get('s', 'late')).toString(), 'x')
+})
