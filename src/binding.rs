@@ -113,7 +113,7 @@ impl PackStorage {
 
     /// All `[key, value]` pairs of `scope`, including this instance's unsaved
     /// sets and removes. `[]` for an unknown scope.
-    #[napi(ts_args_type = "scope: string", ts_return_type = "Promise<Array<[Buffer, Buffer]>>")]
+    #[napi(catch_unwind, ts_args_type = "scope: string", ts_return_type = "Promise<Array<[Buffer, Buffer]>>")]
     pub fn load<'e>(&self, env: &'e Env, scope: Unknown) -> Result<Unknown<'e>> {
         let scope = args::string(env, &scope, "scope")?;
         let promise = crate::stream::load(env, self.store.clone(), vec![scope], true)?;
@@ -121,7 +121,7 @@ impl PackStorage {
     }
 
     /// Loads several scopes in parallel; results in the same order.
-    #[napi(ts_args_type = "scopes: string[]", ts_return_type = "Promise<Array<Array<[Buffer, Buffer]>>>")]
+    #[napi(catch_unwind, ts_args_type = "scopes: string[]", ts_return_type = "Promise<Array<Array<[Buffer, Buffer]>>>")]
     pub fn load_many<'e>(&self, env: &'e Env, scopes: Unknown) -> Result<Unknown<'e>> {
         let scopes = args::string_array(env, &scopes, "scopes")?;
         let promise = crate::stream::load(env, self.store.clone(), scopes, false)?;
@@ -129,7 +129,7 @@ impl PackStorage {
     }
 
     /// One value (or `null`), reading at most one pack.
-    #[napi(ts_args_type = "scope: string, key: Buffer | string", ts_return_type = "Promise<Buffer | null>")]
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string", ts_return_type = "Promise<Buffer | null>")]
     pub fn get<'e>(&self, env: &'e Env, scope: Unknown, key: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
         let scope = args::string(env, &scope, "scope")?;
         let key = args::key(env, &key)?;
@@ -156,7 +156,7 @@ impl PackStorage {
 
     /// Commits the updates made before this call as a new generation. Later
     /// `set()`s go into the next save; overlapping saves commit in call order.
-    #[napi(ts_return_type = "Promise<SaveStats>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<SaveStats>")]
     pub fn save<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, SaveStats>> {
         let batch = self.store.begin_save();
         let store = self.store.clone();
@@ -164,7 +164,7 @@ impl PackStorage {
     }
 
     /// Drops one scope (and its unsaved updates), or everything of this version.
-    #[napi(ts_args_type = "scope?: string", ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_args_type = "scope?: string", ts_return_type = "Promise<void>")]
     pub fn reset<'e>(&self, env: &'e Env, scope: Option<Unknown>) -> Result<PromiseRaw<'e, ()>> {
         let scope = match scope {
             Some(s) if !is_nullish(&s)? => Some(args::string(env, &s, "scope")?),
@@ -176,7 +176,7 @@ impl PackStorage {
     }
 
     /// Names of scopes that hold data (committed or unsaved), sorted.
-    #[napi(ts_return_type = "Promise<string[]>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<string[]>")]
     pub fn scopes<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, Vec<String>>> {
         let store = self.store.clone();
         run(env, move || store.scopes(), |v| v)
@@ -184,7 +184,7 @@ impl PackStorage {
 
     /// Waits for queued saves, then releases files and memory. Does not save.
     /// Every later call rejects with `PACKCACHE_CLOSED`.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn close<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let store = self.store.clone();
         run(env, move || Ok(store.close()), |v| v)
