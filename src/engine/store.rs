@@ -227,6 +227,10 @@ impl Store {
             }
         }
         let decoded = Arc::new(Manifest::decode(&bytes)?);
+        // Packs another process has dropped must not stay mapped here (their
+        // disk space is only freed once nobody maps them).
+        let live: HashSet<[u8; 32]> = decoded.scopes.iter().flat_map(|s| s.packs.iter().map(|p| p.id)).collect();
+        self.views.lock().unwrap().retain(|id, _| live.contains(id));
         *self.manifest_cache.lock().unwrap() = Some(CachedManifest { stamp, bytes, decoded: decoded.clone() });
         Ok(decoded)
     }
