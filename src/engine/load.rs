@@ -23,7 +23,10 @@ const READ_RETRIES: usize = 5;
 /// JS engine counts each external buffer toward its GC heuristics, and 90
 /// buffers of 4 MiB trigger far more collections than one of 360 MiB.
 pub struct Region {
-    map: std::cell::UnsafeCell<memmap2::MmapMut>,
+    map: memmap2::MmapMut,
+    /// Start of the mapping, taken once: slots are written through raw
+    /// pointers so no two workers ever hold overlapping references.
+    ptr: *mut u8,
     len: usize,
 }
 
@@ -34,31 +37,32 @@ unsafe impl Send for Region {}
 
 impl Region {
     fn new(len: usize) -> Option<Arc<Region>> {
-        let map = memmap2::MmapOptions::new().len(len.max(1)).map_anon().ok()?;
-        Some(Arc::new(Region { map: std::cell::UnsafeCell::new(map), len }))
+        let mut map = memmap2::MmapOptions::new().len(len.max(1)).map_anon().ok()?;
+        let ptr = map.as_mut_ptr();
+        Some(Arc::new(Region { map, ptr, len }))
     }
 
     /// All of it; only once every slot is written (after `decode` returns).
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: see the `Sync` impl: readers only read slots already written.
-        unsafe { &(&*self.map.get())[..self.len] }
+        // SAFETY: `ptr..ptr+len` is the live mapping; see the `Sync` impl.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
     /// Start and length, without forming a reference to bytes that workers
     /// may still be writing.
     pub fn raw_parts(&self) -> (*const u8, usize) {
-        (unsafe { (*self.map.get()).as_ptr() }, self.len)
+        (self.ptr, self.len)
     }
 
     /// # Safety
     /// Each slot is written by one worker only, before any reader sees it.
     #[allow(clippy::mut_from_ref)]
     unsafe fn slot_mut(&self, range: Range<usize>) -> &mut [u8] {
-        let map = unsafe { &mut *self.map.get() };
+        assert!(range.end <= self.len, "slot inside the region");
         // Fault the slot in with one call rather than page by page.
         #[cfg(target_os = "linux")]
-        let _ = map.advise_range(memmap2::Advice::PopulateWrite, range.start, range.len());
-        &mut map[range]
+        let _ = self.map.advise_range(memmap2::Advice::PopulateWrite, range.start, range.len());
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
     }
 }
 
