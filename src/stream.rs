@@ -17,6 +17,7 @@ use napi::{check_status, sys, Env, Result};
 
 use crate::engine::load::{Bytes, LoadEvent, Region};
 use crate::engine::{Error, Store};
+use crate::convert::copied;
 use crate::js_errors;
 
 const HELPERS: &str = r#"(() => {
@@ -153,12 +154,6 @@ unsafe fn external(env: sys::napi_env, bytes: Bytes) -> Result<std::result::Resu
         return Ok(Ok(out));
     }
     Ok(Err(*unsafe { Box::from_raw(hint) }))
-}
-
-unsafe fn copied(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
-    let (mut out, mut data) = (null_mut(), null_mut());
-    check_status!(unsafe { sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out) })?;
-    Ok(out)
 }
 
 /// Copies just the span of `region` that a part's pairs cover (its own,

@@ -13,10 +13,8 @@ use super::fs::Blob;
 use super::manifest::{Manifest, PackMeta};
 use super::par;
 use super::reader::{PackView, Verify};
-use super::store::{validate_scope, Store};
+use super::store::{validate_scope, Store, READ_RETRIES};
 use super::updates::Overlay;
-
-const READ_RETRIES: usize = 5;
 
 /// One block of anonymous memory that all compressed packs of a load decode
 /// into, each into its own slot. One allocation per load, not per pack: a

@@ -244,17 +244,13 @@ impl PackView {
 
     /// The whole raw body: the mapping itself when no block is compressed.
     pub fn decode_body(&self) -> Result<Body> {
-        let index = self.index();
         let off = self.header.body_off();
         if self.header.body_stored == self.header.body_raw {
             let range = off..off + self.header.body_raw as usize;
             return Ok(Body::Mapped(self.blob.clone(), range));
         }
         let mut out = vec![0u8; self.header.body_raw as usize];
-        for b in 0..index.block_raw_ends.len() {
-            let raw = self.block_raw(index, b);
-            self.decode_block(index, b, &mut out[raw])?;
-        }
+        self.decode_into(&mut out)?;
         Ok(Body::Owned(out))
     }
 

@@ -18,7 +18,7 @@ use super::writer::Compression;
 
 /// How often a reader re-reads the manifest after finding a pack deleted by a
 /// concurrent save before calling the pack missing.
-const READ_RETRIES: usize = 5;
+pub(crate) const READ_RETRIES: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct Options {
