@@ -12,8 +12,8 @@ use super::error::{Error, Result};
 use super::fs::Blob;
 use super::manifest::{Manifest, PackMeta};
 use super::par;
-use super::reader::{PackView, Verify};
-use super::store::{validate_scope, Store, READ_RETRIES};
+use super::reader::Verify;
+use super::store::{validate_scope, view_of, Store, READ_RETRIES};
 use super::updates::Overlay;
 
 /// One block of anonymous memory that all compressed packs of a load decode
@@ -321,10 +321,7 @@ impl Store {
         shadowed: &HashSet<Vec<u8>>,
         region: Option<(&Arc<Region>, Range<usize>)>,
     ) -> Result<PairBuf> {
-        let view = PackView::open(blob, &meta.id, Verify::Full)?;
-        if view.len() != meta.items as usize {
-            return Err(Error::corrupted("pack item count differs from the manifest"));
-        }
+        let view = view_of(blob, meta, Verify::Full)?;
         let mut dead = meta.dead.iter().peekable();
         let live: Vec<usize> = (0..view.len())
             .filter(|&i| dead.next_if(|&&d| d as usize == i).is_none())

@@ -156,16 +156,7 @@ pub fn read_raw(fs: &dyn Fs, dir: &Path) -> Result<Option<Vec<u8>>> {
 /// Atomically replaces `dir/MANIFEST` (temp file + rename; fsyncs when `sync`).
 pub fn commit(fs: &dyn Fs, dir: &Path, manifest: &Manifest, sync: bool) -> Result<()> {
     let bytes = manifest.encode()?;
-    let tmp = dir.join(super::temp_name(MANIFEST_NAME));
-    let path = dir.join(MANIFEST_NAME);
-    if let Err(e) = fs.write_file(&tmp, &[&bytes], sync) {
-        let _ = fs.remove_file(&tmp);
-        return Err(Error::io("write", tmp, e));
-    }
-    if let Err(e) = fs.rename(&tmp, &path) {
-        let _ = fs.remove_file(&tmp);
-        return Err(Error::io("rename", path, e));
-    }
+    super::write_into_place(fs, dir, MANIFEST_NAME, &[&bytes], sync)?;
     if sync {
         fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
     }

@@ -45,3 +45,19 @@ pub(crate) fn temp_name(base: &str) -> String {
 pub(crate) fn is_temp_name(name: &str) -> bool {
     name.contains(".tmp-")
 }
+
+/// Writes `dir/name` through a temp file renamed into place, so a file under
+/// its final name is always complete; the temp file is removed on failure.
+pub(crate) fn write_into_place(fs: &dyn fs::Fs, dir: &std::path::Path, name: &str, parts: &[&[u8]], sync: bool) -> Result<()> {
+    let tmp = dir.join(temp_name(name));
+    let path = dir.join(name);
+    if let Err(e) = fs.write_file(&tmp, parts, sync) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io("write", tmp, e));
+    }
+    if let Err(e) = fs.rename(&tmp, &path) {
+        let _ = fs.remove_file(&tmp);
+        return Err(Error::io("rename", path, e));
+    }
+    Ok(())
+}

@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 
 use super::error::{Error, Result};
-use super::fs::Fs;
 use super::gc;
 use super::manifest::{self, Manifest, PackMeta, ScopeMeta};
 use super::par;
@@ -143,22 +142,11 @@ fn pack_meta(pack: &EncodedPack) -> PackMeta {
     }
 }
 
-/// Writes `<id>.pack` through a temp file, so a file under a pack's name is
-/// always complete (a crash leaves only a temp file, removed by the next save).
+/// Writes `<id>.pack` through a temp file (a crash leaves only a temp file,
+/// removed by the next save).
 fn write_pack(store: &Store, pack: &EncodedPack) -> Result<()> {
-    let fs: &dyn Fs = &*store.fs;
     let name = super::format::pack_file_name(&pack.id);
-    let tmp = store.dir().join(super::temp_name(&name));
-    let path = store.dir().join(&name);
-    if let Err(e) = fs.write_file(&tmp, &pack.parts(), store.opts.fsync) {
-        let _ = fs.remove_file(&tmp);
-        return Err(Error::io("write", tmp, e));
-    }
-    if let Err(e) = fs.rename(&tmp, &path) {
-        let _ = fs.remove_file(&tmp);
-        return Err(Error::io("rename", path, e));
-    }
-    Ok(())
+    super::write_into_place(&*store.fs, store.dir(), &name, &pack.parts(), store.opts.fsync)
 }
 
 /// Marks the committed copies of updated keys dead, then picks packs to
@@ -211,12 +199,7 @@ fn plan_scope<'a>(
 }
 
 fn open_source(store: &Store, meta: PackMeta) -> Result<(PackView, Body, Vec<u32>)> {
-    let path = store.dir().join(meta.file_name());
-    let blob = store.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
-    let view = PackView::open(blob, &meta.id, Verify::Full)?;
-    if view.len() != meta.items as usize {
-        return Err(Error::corrupted("pack item count differs from the manifest"));
-    }
+    let view = store.open_pack(&meta, Verify::Full)?;
     let body = view.decode_body()?;
     Ok((view, body, meta.dead))
 }
@@ -226,12 +209,7 @@ fn open_source(store: &Store, meta: PackMeta) -> Result<(PackView, Body, Vec<u32
 fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> Result<()> {
     let metas: Vec<(usize, &PackMeta)> = packs.iter().enumerate().collect();
     let found = par::map(metas, |(pi, meta)| -> Result<Vec<(usize, u32, u64)>> {
-        let path = store.dir().join(meta.file_name());
-        let blob = store.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
-        let view = PackView::open(blob, &meta.id, Verify::IndexOnly)?;
-        if view.len() != meta.items as usize {
-            return Err(Error::corrupted("pack item count differs from the manifest"));
-        }
+        let view = store.open_pack(meta, Verify::IndexOnly)?;
         let mut hits = Vec::new();
         for i in 0..view.len() {
             let key = view.key(i);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::bloom;
 use super::error::{Error, Result};
-use super::fs::{Fs, Stamp};
+use super::fs::{Blob, Fs, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
 use super::updates::{Batch, Overlay, Pending};
@@ -302,9 +302,7 @@ impl Store {
         if let Some(v) = self.views.lock().unwrap().get(&meta.id) {
             return Ok(v.clone());
         }
-        let path = self.dir.join(meta.file_name());
-        let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
-        let view = Arc::new(PackView::open(blob, &meta.id, Verify::Full)?);
+        let view = Arc::new(self.open_pack(meta, Verify::Full)?);
         let mut views = self.views.lock().unwrap();
         if views.len() >= 256 {
             views.clear(); // bounded: mappings are cheap to re-open, not to hold forever
@@ -422,9 +420,25 @@ impl Store {
         *self.manifest_cache.lock().unwrap() = None;
     }
 
+    /// Maps and opens a pack the manifest lists, checked against its entry.
+    pub(crate) fn open_pack(&self, meta: &PackMeta, verify: Verify) -> Result<PackView> {
+        let path = self.dir.join(meta.file_name());
+        let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
+        view_of(blob, meta, verify)
+    }
+
     pub(crate) fn forget_views(&self) {
         self.views.lock().unwrap().clear();
     }
+}
+
+/// Opens a mapped pack and checks it against its manifest entry.
+pub(crate) fn view_of(blob: Blob, meta: &PackMeta, verify: Verify) -> Result<PackView> {
+    let view = PackView::open(blob, &meta.id, verify)?;
+    if view.len() != meta.items as usize {
+        return Err(Error::corrupted("pack item count differs from the manifest"));
+    }
+    Ok(view)
 }
 
 pub(crate) fn missing_as_corrupt(e: Error) -> Error {
