@@ -68,9 +68,6 @@ impl Region {
 pub enum Bytes {
     Mapped(Blob),
     Owned(Vec<u8>),
-    /// Fresh anonymous memory, faulted in with one call (cheaper than page
-    /// by page for the hundreds of MiB a load decodes).
-    Anon(memmap2::MmapMut),
     /// The load's shared region; pair offsets are offsets into all of it.
     Region(Arc<Region>),
 }
@@ -91,7 +88,6 @@ impl Bytes {
         match self {
             Bytes::Mapped(blob) => (**blob).as_ref(),
             Bytes::Owned(v) => v,
-            Bytes::Anon(m) => m,
             Bytes::Region(r) => r.as_slice(),
         }
     }
@@ -100,20 +96,9 @@ impl Bytes {
         match self {
             Bytes::Mapped(_) | Bytes::Region(_) => unreachable!("only fresh buffers are written this way"),
             Bytes::Owned(v) => v,
-            Bytes::Anon(m) => m,
         }
     }
 
-    /// `len` zeroed bytes to decode into.
-    fn zeroed(len: usize) -> Bytes {
-        const ANON_MIN: usize = 1 << 20;
-        if len >= ANON_MIN {
-            if let Ok(m) = memmap2::MmapOptions::new().len(len).populate().map_anon() {
-                return Bytes::Anon(m);
-            }
-        }
-        Bytes::Owned(vec![0u8; len])
-    }
 }
 
 /// Pairs whose keys and values are ranges of one buffer.
@@ -345,7 +330,7 @@ impl Store {
             // The slot is the pack's raw size per the manifest; a pack that
             // disagrees (a bug or damage the checksum missed) gets its own buffer.
             Some((r, slot)) if slot.len() >= need => (Bytes::Region(r.clone()), slot.start),
-            _ => (Bytes::zeroed(need), 0),
+            _ => (Bytes::Owned(vec![0u8; need]), 0),
         };
         let bytes = match &mut out {
             // SAFETY: this job's slot, written by this worker only.
