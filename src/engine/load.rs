@@ -98,7 +98,6 @@ impl Bytes {
             Bytes::Owned(v) => v,
         }
     }
-
 }
 
 /// Pairs whose keys and values are ranges of one buffer.
