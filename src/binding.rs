@@ -129,7 +129,11 @@ impl PackStorage {
     }
 
     /// One value (or `null`), reading at most one pack.
-    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string", ts_return_type = "Promise<Buffer | null>")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "scope: string, key: Buffer | string",
+        ts_return_type = "Promise<Buffer | null>"
+    )]
     pub fn get<'e>(&self, env: &'e Env, scope: Unknown, key: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
         let scope = args::string(env, &scope, "scope")?;
         let key = args::key(env, &key)?;
@@ -141,8 +145,8 @@ impl PackStorage {
     #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
         let key = args::key(&env, &key)?;
-        let value = args::value(&env, &value)?.to_vec();
-        args::with_str(&env, &scope, "scope", |scope| self.store.set_owned(scope, key, value))?
+        let value = args::value(&env, &value)?;
+        args::with_str(&env, &scope, "scope", |scope| self.store.set(scope, &key, value))?
             .map_err(|e| js_errors::engine_error(&env, &e))
     }
 

@@ -94,7 +94,9 @@ impl Bytes {
 
     fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
-            Bytes::Mapped(_) | Bytes::Region(_) => unreachable!("only fresh buffers are written this way"),
+            Bytes::Mapped(_) | Bytes::Region(_) => {
+                unreachable!("only fresh buffers are written this way")
+            }
             Bytes::Owned(v) => v,
         }
     }
@@ -116,20 +118,6 @@ impl PairBuf {
     pub fn value(&self, i: usize) -> &[u8] {
         let [_, _, a, b] = self.pairs[i];
         &self.bytes.as_slice()[a..b]
-    }
-
-    /// Packs pairs given as slices into one owned buffer.
-    pub fn from_pairs<'a>(items: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> PairBuf {
-        let mut bytes = Vec::new();
-        let mut pairs = Vec::new();
-        for (k, v) in items {
-            let ks = bytes.len();
-            bytes.extend_from_slice(k);
-            let vs = bytes.len();
-            bytes.extend_from_slice(v);
-            pairs.push([ks, vs, vs, bytes.len()]);
-        }
-        PairBuf { bytes: Bytes::Owned(bytes), pairs }
     }
 }
 
@@ -218,8 +206,10 @@ impl Store {
             match self.map_packs(&manifest, scopes, &overlays, final_attempt) {
                 Some((jobs, failed)) => {
                     self.touch_once();
-                    let packs_per_scope = (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
-                    let (shadowed, extras) = overlays.into_iter().map(split_overlay).unzip();
+                    let packs_per_scope =
+                        (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
+                    let (shadowed, extras) =
+                        overlays.into_iter().map(split_overlay).collect::<Result<Vec<_>>>()?.into_iter().unzip();
                     let region = jobs.last().and_then(|j| Region::new(j.slot.end));
                     return Ok(LoadPlan { manifest, region, jobs, shadowed, extras, failed, packs_per_scope });
                 }
@@ -274,7 +264,8 @@ impl Store {
         }
         // Jobs move into the workers: a compressed pack's mapping is released
         // as soon as it is decoded, not when the whole load ends.
-        let jobs: Vec<Job> = std::mem::take(&mut plan.jobs).into_iter().filter(|j| !failed.contains(&j.scope)).collect();
+        let jobs: Vec<Job> =
+            std::mem::take(&mut plan.jobs).into_iter().filter(|j| !failed.contains(&j.scope)).collect();
         let extras = std::mem::take(&mut plan.extras);
         let plan = &plan;
         par::map(jobs, |job| {
@@ -380,9 +371,9 @@ impl Store {
     }
 }
 
-fn split_overlay(overlay: Overlay) -> (HashSet<Vec<u8>>, Option<PairBuf>) {
-    let extra = overlay.entries.iter().any(|(_, v)| v.is_some()).then(|| {
-        PairBuf::from_pairs(overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v.as_slice()))))
-    });
-    (overlay.entries.into_keys().collect(), extra)
+/// Keys the overlay hides in committed packs, and its sets as one part.
+fn split_overlay(overlay: Overlay) -> Result<(HashSet<Vec<u8>>, Option<PairBuf>)> {
+    let sets = || overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v)));
+    let extra = if sets().next().is_some() { Some(super::stage::collect(sets())?) } else { None };
+    Ok((overlay.entries.into_keys().collect(), extra))
 }

@@ -21,6 +21,7 @@ pub mod reader;
 #[cfg(any(test, feature = "testing"))]
 pub mod simfs;
 pub mod save;
+pub mod stage;
 pub mod store;
 pub mod updates;
 pub mod writer;

@@ -4,12 +4,14 @@
 //! whose live share fell low, then atomically replace the manifest.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::error::{Error, Result};
 use super::gc;
 use super::manifest::{self, Manifest, PackMeta, ScopeMeta};
 use super::par;
 use super::reader::{Body, PackView, Verify};
+use super::stage::{self, Staged};
 use super::store::{SaveStats, Store};
 use super::updates::{Batch, ScopeUpdates};
 use super::writer::{encode_pack, item_size, EncodedPack};
@@ -49,6 +51,7 @@ pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     let live = if must_commit {
         let next = merge(store, batch, &base, &corrupt, &mut stats)?;
         manifest::commit(fs, dir, &next, store.opts.fsync)?;
+        store.saw_generation(next.generation);
         store.corrupt_packs.lock().unwrap().retain(|id| !corrupt.contains(id));
         store.forget_views();
         next
@@ -63,13 +66,40 @@ pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     Ok(stats)
 }
 
-/// Work for one scope: which packs survive (with updated dead lists) and
-/// which items go into new packs.
-struct ScopePlan<'a> {
+/// Work for one scope: which packs survive (with updated dead lists), which
+/// staged packs are written as they are, and which items go into new packs.
+struct ScopePlan {
     name: String,
     kept: Vec<PackMeta>,
-    sources: Vec<(PackView, Body, Vec<u32>)>,
-    updates: Option<&'a ScopeUpdates>,
+    staged: Vec<(Arc<Staged>, PackMeta)>,
+    sources: Vec<Source>,
+}
+
+/// A pack being compacted: its live items go into new packs.
+struct Source {
+    view: Arc<PackView>,
+    body: Body,
+    dead: Vec<u32>,
+    from_staged: bool,
+}
+
+/// A pack a save may keep or compact: committed, or staged by this batch.
+enum Candidate {
+    Committed(PackMeta),
+    Staged(Arc<Staged>, PackMeta),
+}
+
+impl Candidate {
+    fn meta(&self) -> &PackMeta {
+        match self {
+            Candidate::Committed(m) | Candidate::Staged(_, m) => m,
+        }
+    }
+}
+
+enum Job<'p> {
+    Encode(usize, Vec<(&'p [u8], &'p [u8])>),
+    Write(usize, &'p Staged, &'p PackMeta),
 }
 
 fn merge(
@@ -93,26 +123,28 @@ fn merge(
             Some(i) => scopes.remove(i).packs,
             None => Vec::new(),
         };
-        plans.push(plan_scope(store, name, packs, Some(updates))?);
+        plans.push(plan_scope(store, name, packs, updates)?);
     }
-    let mut chunks = Vec::new();
+    let mut jobs = Vec::new();
     for (pi, plan) in plans.iter().enumerate() {
-        for items in chunk_items(plan, store.opts.pack_size) {
-            chunks.push((pi, items));
-        }
+        jobs.extend(plan.staged.iter().map(|(staged, meta)| Job::Write(pi, staged, meta)));
+        jobs.extend(chunk_items(plan, store.opts.pack_size).into_iter().map(|items| Job::Encode(pi, items)));
     }
-    // Each worker encodes and writes its pack and keeps only its metadata,
-    // so compressed bodies do not pile up in memory until the commit.
-    let encoded = par::map(chunks, |(pi, items)| {
-        let pack = encode_pack(&plans[pi].name, generation, &items, store.opts.compression)?;
-        write_pack(store, &pack)?;
-        Ok::<_, Error>((pi, pack_meta(&pack)))
+    // Each worker encodes (unless staged) and writes its pack and keeps only
+    // its metadata, so compressed bodies do not pile up until the commit.
+    let written = par::map(jobs, |job| match job {
+        Job::Encode(pi, items) => {
+            let pack = encode_pack(&plans[pi].name, generation, &items, store.opts.compression)?;
+            write_pack(store, &pack)?;
+            Ok::<_, Error>((pi, pack_meta(&pack)))
+        }
+        Job::Write(pi, staged, meta) => write_pack(store, &staged.pack).map(|()| (pi, meta.clone())),
     });
     if store.opts.fsync {
         store.fs.sync_dir(store.dir()).map_err(|e| Error::io("fsync", store.dir(), e))?;
     }
     let mut new_packs: Vec<Vec<PackMeta>> = plans.iter().map(|_| Vec::new()).collect();
-    for result in encoded {
+    for result in written {
         let (pi, meta) = result?;
         stats.packs_written += 1;
         stats.bytes_written += meta.file_len;
@@ -149,59 +181,85 @@ fn write_pack(store: &Store, pack: &EncodedPack) -> Result<()> {
     super::write_into_place(&*store.fs, store.dir(), &name, &pack.parts(), store.opts.fsync)
 }
 
-/// Marks the committed copies of updated keys dead, then picks packs to
-/// compact. A scope whose packs cannot be read is started afresh.
-fn plan_scope<'a>(
-    store: &Store,
-    name: &str,
-    mut packs: Vec<PackMeta>,
-    updates: Option<&'a ScopeUpdates>,
-) -> Result<ScopePlan<'a>> {
-    if let Some(updates) = updates {
-        match mark_dead(store, &mut packs, updates) {
-            Ok(()) => {}
-            Err(Error::Corrupted { .. }) => packs.clear(),
-            Err(e) => return Err(e),
-        }
+/// Marks the committed copies of updated keys dead, finishes the staged
+/// packs, then picks packs to compact. Committed packs that cannot be read
+/// are dropped (the scope starts afresh from this batch).
+fn plan_scope(store: &Store, name: &str, mut packs: Vec<PackMeta>, updates: &ScopeUpdates) -> Result<ScopePlan> {
+    match mark_dead(store, &mut packs, updates) {
+        Ok(()) => {}
+        Err(Error::Corrupted { .. }) => packs.clear(),
+        Err(e) => return Err(e),
     }
-    let mut plan = ScopePlan { name: name.to_owned(), kept: Vec::new(), sources: Vec::new(), updates };
-    let new_bytes: u64 = updates
-        .map(|u| u.iter().filter_map(|(k, v)| v.as_ref().map(|v| item_size(k, v))).sum())
-        .unwrap_or(0);
+    let staged = staged_packs(updates)?;
+    let mut plan = ScopePlan { name: name.to_owned(), kept: Vec::new(), staged: Vec::new(), sources: Vec::new() };
     let small_limit = store.opts.pack_size / SMALL_DIVISOR;
-    let small_count = packs.iter().filter(|p| p.raw_bytes < small_limit).count() + usize::from(new_bytes < small_limit);
-    let merge_small = small_count >= MAX_SMALL_PACKS;
+    let candidates: Vec<Candidate> = packs
+        .into_iter()
+        .map(Candidate::Committed)
+        .chain(staged.into_iter().map(|(s, m)| Candidate::Staged(s, m)))
+        .filter(|c| c.meta().live_items() > 0) // fully dead: dropped, deleted by GC
+        .collect();
+    let merge_small = candidates.iter().filter(|c| c.meta().raw_bytes < small_limit).count() >= MAX_SMALL_PACKS;
     let mut to_compact = Vec::new();
-    for pack in packs {
-        if pack.live_items() == 0 {
-            continue; // fully dead: dropped from the manifest, deleted by GC
+    for candidate in candidates {
+        let meta = candidate.meta();
+        let sparse = meta.dead_bytes * DEAD_SHARE_DIVISOR >= meta.raw_bytes;
+        if sparse || (merge_small && meta.raw_bytes < small_limit) {
+            to_compact.push(candidate);
+            continue;
         }
-        let sparse = pack.dead_bytes * DEAD_SHARE_DIVISOR >= pack.raw_bytes;
-        if sparse || (merge_small && pack.raw_bytes < small_limit) {
-            to_compact.push(pack);
-        } else {
-            plan.kept.push(pack);
+        match candidate {
+            Candidate::Committed(meta) => plan.kept.push(meta),
+            Candidate::Staged(staged, meta) => plan.staged.push((staged, meta)),
         }
     }
-    let opened = par::map(to_compact, |meta| open_source(store, meta));
-    for result in opened {
+    let opened = par::map(to_compact, |c| {
+        let committed = matches!(c, Candidate::Committed(_));
+        (committed, open_source(store, c))
+    });
+    let mut committed_damaged = false;
+    for (committed, result) in opened {
         match result {
             Ok(source) => plan.sources.push(source),
-            Err(Error::Corrupted { .. }) => {
-                plan.kept.clear();
-                plan.sources.clear();
-                return Ok(plan);
-            }
+            Err(Error::Corrupted { .. }) if committed => committed_damaged = true,
             Err(e) => return Err(e),
         }
+    }
+    if committed_damaged {
+        // Drop every committed pack of the scope, keep this batch's items.
+        plan.kept.clear();
+        plan.sources.retain(|s| s.from_staged);
     }
     Ok(plan)
 }
-
-fn open_source(store: &Store, meta: PackMeta) -> Result<(PackView, Body, Vec<u32>)> {
-    let view = store.open_pack(&meta, Verify::Full)?;
+fn open_source(store: &Store, candidate: Candidate) -> Result<Source> {
+    let (view, dead, from_staged) = match candidate {
+        Candidate::Committed(meta) => (Arc::new(store.open_pack(&meta, Verify::Full)?), meta.dead, false),
+        Candidate::Staged(staged, meta) => (staged.view()?, meta.dead, true),
+    };
     let body = view.decode_body()?;
-    Ok((view, body, meta.dead))
+    Ok(Source { view, body, dead, from_staged })
+}
+
+/// This batch's staged packs (encoding those the background has not), each
+/// with the items set again or removed after it was encoded marked dead.
+fn staged_packs(updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> {
+    let groups = stage::by_chunk(updates.values().flatten());
+    par::map(groups, |(chunk, items)| {
+        let staged = chunk.encoded()?;
+        let mut live = vec![false; staged.sizes.len()];
+        for item in items {
+            live[staged.pack_item(item)? as usize] = true;
+        }
+        let mut meta = pack_meta(&staged.pack);
+        for (i, _) in live.iter().enumerate().filter(|(_, l)| !**l) {
+            meta.dead.push(i as u32);
+            meta.dead_bytes += staged.sizes[i];
+        }
+        Ok((staged, meta))
+    })
+    .into_iter()
+    .collect()
 }
 
 /// Scans the keys (index only) of every pack of the scope and marks the live
@@ -237,15 +295,11 @@ fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> R
     Ok(())
 }
 
-/// Items for new packs: the batch's sets, then the live items of compacted
-/// packs (their keys are not in the batch: those copies were marked dead),
-/// split into chunks of about `pack_size` raw bytes.
-fn chunk_items<'p>(plan: &'p ScopePlan<'_>, pack_size: u64) -> Vec<Vec<(&'p [u8], &'p [u8])>> {
+/// Items for new packs: the live items of compacted packs (committed or
+/// staged), split into chunks of about `pack_size` raw bytes.
+fn chunk_items(plan: &ScopePlan, pack_size: u64) -> Vec<Vec<(&[u8], &[u8])>> {
     let mut items: Vec<(&[u8], &[u8])> = Vec::new();
-    if let Some(updates) = plan.updates {
-        items.extend(updates.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v.as_slice()))));
-    }
-    for (view, body, dead) in &plan.sources {
+    for Source { view, body, dead, .. } in &plan.sources {
         let bytes = body.bytes();
         for i in 0..view.len() {
             if dead.binary_search(&(i as u32)).is_err() {

@@ -13,6 +13,7 @@ use super::error::{Error, Result};
 use super::fs::{Blob, Fs, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
+use super::stage::StageConfig;
 use super::updates::{Batch, Overlay, Pending};
 use super::writer::Compression;
 
@@ -87,6 +88,8 @@ pub struct Store {
     manifest_cache: Mutex<Option<CachedManifest>>,
     closed: AtomicBool,
     touched: AtomicBool,
+    /// Newest committed generation seen (for the header of staged packs).
+    seen_generation: AtomicU64,
 }
 
 /// Directory of one version under the root: the version string is hashed, so
@@ -165,6 +168,7 @@ impl Store {
             manifest_cache: Mutex::new(None),
             closed: AtomicBool::new(false),
             touched: AtomicBool::new(false),
+            seen_generation: AtomicU64::new(0),
         })
     }
 
@@ -183,25 +187,31 @@ impl Store {
         Ok(())
     }
 
+    /// Records `value` for `key` (copied into the scope's staging chunk).
     pub fn set(&self, scope: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.set_owned(scope, key.to_vec(), value.to_vec())
-    }
-
-    /// `set` for callers that already own copies of the key and value.
-    pub fn set_owned(&self, scope: &str, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.check_open()?;
-        validate_scope(scope)?;
-        validate_key(&key)?;
-        self.pending.set(scope, key, Some(value));
-        Ok(())
+        self.update(scope, key, Some(value))
     }
 
     pub fn remove(&self, scope: &str, key: &[u8]) -> Result<()> {
+        self.update(scope, key, None)
+    }
+
+    fn update(&self, scope: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         self.check_open()?;
         validate_scope(scope)?;
         validate_key(key)?;
-        self.pending.set(scope, key.to_vec(), None);
+        let config = StageConfig {
+            compression: self.opts.compression,
+            pack_size: self.opts.pack_size,
+            generation: self.seen_generation.load(Ordering::Relaxed) + 1,
+        };
+        self.pending.set(scope, key, value, &config);
         Ok(())
+    }
+
+    /// Notes the newest committed generation this instance has seen.
+    pub(crate) fn saw_generation(&self, generation: u64) {
+        self.seen_generation.fetch_max(generation, Ordering::Relaxed);
     }
 
     /// The committed manifest, or an empty one when none exists yet. Another
@@ -227,6 +237,7 @@ impl Store {
             }
         }
         let decoded = Arc::new(Manifest::decode(&bytes)?);
+        self.saw_generation(decoded.generation);
         // Packs another process has dropped must not stay mapped here (their
         // disk space is only freed once nobody maps them).
         let live: HashSet<[u8; 32]> = decoded.scopes.iter().flat_map(|s| s.packs.iter().map(|p| p.id)).collect();
@@ -237,10 +248,7 @@ impl Store {
 
     pub(crate) fn overlays(&self, scopes: &[String]) -> Vec<Overlay> {
         let inflight = self.inflight.lock().unwrap();
-        scopes
-            .iter()
-            .map(|s| Overlay::build(s, &inflight, self.pending.scope_snapshot(s)))
-            .collect()
+        scopes.iter().map(|s| Overlay::build(s, &inflight, self.pending.scope_snapshot(s))).collect()
     }
 
     pub(crate) fn note_damage(&self, meta: &PackMeta, e: &Error, final_attempt: bool) {
@@ -260,11 +268,9 @@ impl Store {
     pub fn get(&self, scope: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_open()?;
         validate_scope(scope)?;
-        {
-            let inflight = self.inflight.lock().unwrap();
-            if let Some(v) = Overlay::lookup(scope, key, &inflight, &self.pending) {
-                return Ok(v);
-            }
+        let unsaved = Overlay::lookup(scope, key, &self.inflight.lock().unwrap(), &self.pending);
+        if let Some(v) = unsaved {
+            return v.map(|v| v.to_vec()).transpose();
         }
         let hash = bloom::key_hash(key);
         let mut attempt = 0;
@@ -285,14 +291,18 @@ impl Store {
         hash: (u64, u64),
         final_attempt: bool,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(meta) = manifest.scope(scope) else { return Ok(None) };
+        let Some(meta) = manifest.scope(scope) else {
+            return Ok(None);
+        };
         for pack in meta.packs.iter().rev() {
             if !bloom::may_contain(&pack.bloom, hash) {
                 continue;
             }
             let view = self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))?;
-            if let Some(i) = view.find(key) {
-                return if pack.is_dead(i as u32) { Ok(None) } else { view.read_value(i).map(Some) };
+            // A scope holds at most one live copy of a key; dead copies may
+            // sit in any pack, newer or older than the live one.
+            if let Some(i) = view.find(key).filter(|&i| !pack.is_dead(i as u32)) {
+                return view.read_value(i).map(Some);
             }
         }
         Ok(None)
@@ -324,9 +334,7 @@ impl Store {
             .map(|s| s.name.clone())
             .collect();
         for batch in &inflight {
-            names.extend(
-                batch.updates.iter().filter(|(_, u)| u.values().any(|v| v.is_some())).map(|(s, _)| s.clone()),
-            );
+            names.extend(batch.updates.iter().filter(|(_, u)| u.values().any(|v| v.is_some())).map(|(s, _)| s.clone()));
         }
         names.extend(self.pending.scopes_with_sets());
         let mut names: Vec<String> = names.into_iter().collect();

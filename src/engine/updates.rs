@@ -1,14 +1,17 @@
 //! Unsaved sets and removes. `set`/`remove` only touch the per-scope pending
-//! maps; `save()` moves them, in one step, into an in-flight [`Batch`] that
-//! loads still see (read your writes) until it is committed.
+//! maps (values go to the scope's staging chunk, see `stage`); `save()` moves
+//! them, in one step, into an in-flight [`Batch`] that loads still see (read
+//! your writes) until it is committed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
-/// `None` is a remove.
-pub type ScopeUpdates = HashMap<Vec<u8>, Option<Vec<u8>>>;
+use super::stage::{self, StageConfig, Stager, Value};
+
+/// The latest update of each key; `None` is a remove.
+pub type ScopeUpdates = HashMap<Vec<u8>, Option<Value>>;
 
 /// One unit of commit: a save's updates, or a reset.
 #[derive(Default, Debug)]
@@ -30,26 +33,45 @@ impl Batch {
 }
 
 #[derive(Default)]
+struct ScopeState {
+    entries: ScopeUpdates,
+    stager: Stager,
+}
+
+#[derive(Default)]
 pub struct Pending {
-    scopes: DashMap<String, ScopeUpdates>,
+    scopes: DashMap<String, ScopeState>,
 }
 
 impl Pending {
-    pub fn set(&self, scope: &str, key: Vec<u8>, value: Option<Vec<u8>>) {
-        match self.scopes.get_mut(scope) {
-            Some(mut map) => {
-                map.insert(key, value);
+    /// Records a set (`Some`) or remove (`None`) of `key`.
+    pub fn set(&self, scope: &str, key: &[u8], value: Option<&[u8]>, config: &StageConfig) {
+        let mut guard = match self.scopes.get_mut(scope) {
+            Some(state) => state,
+            None => self.scopes.entry(scope.to_owned()).or_default(),
+        };
+        let state = &mut *guard;
+        let (staged, sealed) = match value {
+            Some(v) => {
+                let (staged, sealed) = state.stager.push(scope, key, v, config);
+                (Some(staged), sealed)
             }
-            None => {
-                self.scopes.entry(scope.to_owned()).or_default().insert(key, value);
-            }
+            None => (None, None),
+        };
+        if let Some(Some(old)) = state.entries.insert(key.to_vec(), staged) {
+            old.supersede();
+        }
+        drop(guard);
+        if let Some(chunk) = sealed {
+            stage::encode_later(chunk);
         }
     }
 
-    /// Removes and returns every scope's updates.
+    /// Removes and returns every scope's updates (their staging chunks are
+    /// sealed: later sets start new ones).
     pub fn take_all(&self) -> HashMap<String, ScopeUpdates> {
         let names: Vec<String> = self.scopes.iter().map(|e| e.key().clone()).collect();
-        names.into_iter().filter_map(|n| self.scopes.remove(&n)).collect()
+        names.into_iter().filter_map(|n| self.scopes.remove(&n)).map(|(n, s)| (n, s.entries)).collect()
     }
 
     pub fn drop_scope(&self, scope: &str) {
@@ -65,23 +87,23 @@ impl Pending {
         for (scope, map) in updates {
             let mut current = self.scopes.entry(scope.clone()).or_default();
             for (key, value) in map {
-                current.entry(key.clone()).or_insert_with(|| value.clone());
+                current.entries.entry(key.clone()).or_insert_with(|| value.clone());
             }
         }
     }
 
     pub fn scope_snapshot(&self, scope: &str) -> Option<ScopeUpdates> {
-        self.scopes.get(scope).map(|m| m.clone())
+        self.scopes.get(scope).map(|s| s.entries.clone())
     }
 
-    pub fn lookup(&self, scope: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        self.scopes.get(scope).and_then(|m| m.get(key).cloned())
+    pub fn lookup(&self, scope: &str, key: &[u8]) -> Option<Option<Value>> {
+        self.scopes.get(scope).and_then(|s| s.entries.get(key).cloned())
     }
 
     pub fn scopes_with_sets(&self) -> Vec<String> {
         self.scopes
             .iter()
-            .filter(|e| e.value().values().any(|v| v.is_some()))
+            .filter(|e| e.value().entries.values().any(|v| v.is_some()))
             .map(|e| e.key().clone())
             .collect()
     }
@@ -114,7 +136,7 @@ impl Overlay {
     }
 
     /// The overlay's answer for one key: `Some(None)` = removed.
-    pub fn lookup(scope: &str, key: &[u8], inflight: &[Arc<Batch>], pending: &Pending) -> Option<Option<Vec<u8>>> {
+    pub fn lookup(scope: &str, key: &[u8], inflight: &[Arc<Batch>], pending: &Pending) -> Option<Option<Value>> {
         if let Some(v) = pending.lookup(scope, key) {
             return Some(v);
         }

@@ -457,3 +457,4 @@ mod faults;
 mod crash;
 mod corruption;
 mod fuzz_corpus;
+mod staging;

@@ -1,0 +1,422 @@
+//! Values of unsaved sets, staged for the next save. `set` appends each pair
+//! to its scope's open [`Chunk`]: one buffer of about `pack_size`, taken from
+//! a small pool of reused buffers, so a build's sets copy into memory that is
+//! already mapped instead of allocating (and faulting in) memory per value.
+//! A full chunk is encoded into a pack on a background thread while later
+//! sets arrive, and its buffer goes back to the pool; `save` then writes
+//! packs that are mostly encoded already.
+//!
+//! Invariant: a chunk's pack never holds a key twice. While a chunk is still
+//! raw, an item whose key is set again or removed is marked superseded and
+//! left out of the pack; items superseded after encoding are marked dead in
+//! the manifest by the save, like any overwritten item.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use super::error::{Error, Result};
+use super::fs::Blob;
+use super::load::PairBuf;
+use super::reader::{Body, PackView, Verify};
+use super::writer::{encode_pack, item_size, Compression, EncodedPack};
+
+/// Buffers kept for reuse, and the largest capacity worth keeping.
+const POOL_BUFFERS: usize = 8;
+const POOL_MAX_CAPACITY: usize = 16 << 20;
+/// Capacity of a fresh chunk buffer; it grows as needed.
+const FRESH_CAPACITY: usize = 64 << 10;
+
+/// What a chunk becomes a pack with.
+#[derive(Debug, Clone)]
+pub struct StageConfig {
+    pub compression: Compression,
+    /// Raw bytes (keys + values) at which a chunk is sealed.
+    pub pack_size: u64,
+    /// Recorded in the pack header (informational).
+    pub generation: u64,
+}
+
+/// One staged value: item `item` of `chunk`.
+#[derive(Clone)]
+pub struct Value {
+    pub chunk: Arc<Chunk>,
+    pub item: u32,
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Value({:p}#{})", Arc::as_ptr(&self.chunk), self.item)
+    }
+}
+
+impl Value {
+    /// A copy of the value's bytes.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        self.chunk.read_one(self.item)
+    }
+
+    /// Marks this value as replaced before its chunk is encoded.
+    pub(crate) fn supersede(&self) {
+        self.chunk.supersede(self.item);
+    }
+}
+
+struct Raw {
+    data: Vec<u8>,
+    /// Per item: start of its key, end of key (= start of value), end of value.
+    items: Vec<[usize; 3]>,
+    superseded: Vec<bool>,
+}
+
+impl Raw {
+    fn key(&self, i: usize) -> &[u8] {
+        let [a, b, _] = self.items[i];
+        &self.data[a..b]
+    }
+
+    fn value(&self, i: usize) -> &[u8] {
+        let [_, b, c] = self.items[i];
+        &self.data[b..c]
+    }
+}
+
+/// A chunk encoded into a pack (not yet written anywhere).
+pub struct Staged {
+    pub pack: EncodedPack,
+    /// Index in the pack of each chunk item; `None` for superseded ones.
+    pub slot: Vec<Option<u32>>,
+    /// Raw size of each pack item.
+    pub sizes: Vec<u64>,
+    view: OnceLock<std::result::Result<Arc<PackView>, String>>,
+}
+
+impl Staged {
+    /// Where a chunk item landed in the pack.
+    pub fn pack_item(&self, item: u32) -> Result<u32> {
+        self.slot[item as usize].ok_or_else(|| Error::Internal("read of a superseded staged value".into()))
+    }
+
+    /// A reader over the pack (built on first use: only reads of unsaved
+    /// values and compaction of a staged pack need one).
+    pub fn view(&self) -> Result<Arc<PackView>> {
+        self.view
+            .get_or_init(|| {
+                let blob: Blob = Arc::new(self.pack.to_bytes());
+                PackView::open(blob, &self.pack.id, Verify::IndexOnly).map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|why| Error::Internal(format!("a staged pack does not read back: {why}")))
+    }
+}
+
+enum Push {
+    Added {
+        item: u32,
+        full: bool,
+    },
+    /// Not added: the chunk is full; seal it and start another.
+    Full,
+    /// Not added: the chunk was sealed already.
+    Sealed,
+}
+
+enum State {
+    Raw(Raw),
+    Encoding,
+    Encoded(Arc<Staged>),
+    Failed(String),
+}
+
+pub struct Chunk {
+    scope: String,
+    config: StageConfig,
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+impl Chunk {
+    fn new(scope: &str, config: StageConfig) -> Arc<Chunk> {
+        let data = pool().lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY));
+        let raw = Raw { data, items: Vec::new(), superseded: Vec::new() };
+        Arc::new(Chunk { scope: scope.to_owned(), config, state: Mutex::new(State::Raw(raw)), done: Condvar::new() })
+    }
+
+    /// Appends a pair unless that would take a non-empty chunk past
+    /// `pack_size` (the same split a save makes) or the chunk is sealed.
+    fn push(&self, key: &[u8], value: &[u8]) -> Push {
+        let mut state = self.state.lock().unwrap();
+        let State::Raw(raw) = &mut *state else {
+            return Push::Sealed;
+        };
+        let size = item_size(key, value);
+        if !raw.items.is_empty() && raw.data.len() as u64 + size > self.config.pack_size {
+            return Push::Full;
+        }
+        let Ok(item) = u32::try_from(raw.items.len()) else {
+            return Push::Full;
+        };
+        let start = raw.data.len();
+        raw.data.extend_from_slice(key);
+        raw.data.extend_from_slice(value);
+        raw.items.push([start, start + key.len(), raw.data.len()]);
+        raw.superseded.push(false);
+        Push::Added { item, full: raw.data.len() as u64 >= self.config.pack_size }
+    }
+
+    fn supersede(&self, item: u32) {
+        if let State::Raw(raw) = &mut *self.state.lock().unwrap() {
+            raw.superseded[item as usize] = true;
+        }
+    }
+
+    /// The encoded pack, encoding it on this thread if nobody has started.
+    pub fn encoded(&self) -> Result<Arc<Staged>> {
+        let mut state = self.state.lock().unwrap();
+        loop {
+            match &*state {
+                State::Encoded(staged) => return Ok(staged.clone()),
+                State::Failed(why) => return Err(Error::Internal(why.clone())),
+                State::Encoding => state = self.done.wait(state).unwrap(),
+                State::Raw(_) => break,
+            }
+        }
+        let State::Raw(raw) = std::mem::replace(&mut *state, State::Encoding) else { unreachable!() };
+        drop(state);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&raw)))
+            .unwrap_or_else(|p| Err(Error::Internal(super::store::panic_message(&p))));
+        recycle(raw.data);
+        let mut state = self.state.lock().unwrap();
+        *state = match &result {
+            Ok(staged) => State::Encoded(staged.clone()),
+            Err(e) => State::Failed(e.to_string()),
+        };
+        self.done.notify_all();
+        result
+    }
+
+    fn encode(&self, raw: &Raw) -> Result<Arc<Staged>> {
+        let mut slot = Vec::with_capacity(raw.items.len());
+        let mut items = Vec::with_capacity(raw.items.len());
+        let mut sizes = Vec::with_capacity(raw.items.len());
+        for i in 0..raw.items.len() {
+            if raw.superseded[i] {
+                slot.push(None);
+                continue;
+            }
+            slot.push(Some(items.len() as u32));
+            items.push((raw.key(i), raw.value(i)));
+            sizes.push(item_size(raw.key(i), raw.value(i)));
+        }
+        let pack = encode_pack(&self.scope, self.config.generation, &items, self.config.compression)?;
+        Ok(Arc::new(Staged { pack, slot, sizes, view: OnceLock::new() }))
+    }
+
+    /// Calls `f(n, bytes)` with the value of each `items[n]`, reading the
+    /// chunk once (decoding its pack once when already encoded).
+    pub fn read_many(&self, items: &[u32], mut f: impl FnMut(usize, &[u8])) -> Result<()> {
+        if let State::Raw(raw) = &*self.state.lock().unwrap() {
+            for (n, &i) in items.iter().enumerate() {
+                f(n, raw.value(i as usize));
+            }
+            return Ok(());
+        }
+        let staged = self.encoded()?;
+        let view = staged.view()?;
+        let body: Body = view.decode_body()?;
+        for (n, &i) in items.iter().enumerate() {
+            f(n, &body.bytes()[view.value_range(staged.pack_item(i)? as usize)]);
+        }
+        Ok(())
+    }
+
+    fn read_one(&self, item: u32) -> Result<Vec<u8>> {
+        if let State::Raw(raw) = &*self.state.lock().unwrap() {
+            return Ok(raw.value(item as usize).to_vec());
+        }
+        let staged = self.encoded()?;
+        staged.view()?.read_value(staged.pack_item(item)? as usize)
+    }
+}
+
+/// Per-scope staging: the chunk new sets go into.
+#[derive(Default)]
+pub struct Stager {
+    open: Option<Arc<Chunk>>,
+}
+
+impl Stager {
+    /// Stages one pair and returns where it went, and a chunk this sealed
+    /// (for [`encode_later`], once the caller holds no lock).
+    pub fn push(&mut self, scope: &str, key: &[u8], value: &[u8], config: &StageConfig) -> (Value, Option<Arc<Chunk>>) {
+        let mut sealed = None;
+        loop {
+            let chunk = self.open.get_or_insert_with(|| Chunk::new(scope, config.clone())).clone();
+            match chunk.push(key, value) {
+                Push::Added { item, full } => {
+                    if full {
+                        self.open = None;
+                        sealed = Some(chunk.clone());
+                    }
+                    return (Value { chunk, item }, sealed);
+                }
+                Push::Full => {
+                    self.open = None;
+                    sealed = Some(chunk);
+                }
+                Push::Sealed => self.open = None,
+            }
+        }
+    }
+
+    /// Ends the open chunk: later sets start a new one (a save took this one).
+    pub fn seal(&mut self) {
+        self.open = None;
+    }
+}
+
+/// The values of `entries` as one buffer of pairs, reading each chunk once.
+pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Result<PairBuf> {
+    let mut groups: HashMap<*const Chunk, (Arc<Chunk>, Vec<u32>, Vec<&[u8]>)> = HashMap::new();
+    for (key, value) in entries {
+        let group =
+            groups.entry(Arc::as_ptr(&value.chunk)).or_insert_with(|| (value.chunk.clone(), Vec::new(), Vec::new()));
+        group.1.push(value.item);
+        group.2.push(key);
+    }
+    let mut bytes = Vec::new();
+    let mut pairs = Vec::new();
+    for (chunk, items, keys) in groups.into_values() {
+        chunk.read_many(&items, |n, v| {
+            let key = keys[n];
+            let ks = bytes.len();
+            bytes.extend_from_slice(key);
+            let vs = bytes.len();
+            bytes.extend_from_slice(v);
+            pairs.push([ks, vs, vs, bytes.len()]);
+        })?;
+    }
+    Ok(PairBuf { bytes: super::load::Bytes::Owned(bytes), pairs })
+}
+
+/// Groups staged values by chunk: each chunk once, with the items it holds.
+pub fn by_chunk<'a>(values: impl Iterator<Item = &'a Value>) -> Vec<(Arc<Chunk>, Vec<u32>)> {
+    let mut groups: HashMap<*const Chunk, (Arc<Chunk>, Vec<u32>)> = HashMap::new();
+    for v in values {
+        groups.entry(Arc::as_ptr(&v.chunk)).or_insert_with(|| (v.chunk.clone(), Vec::new())).1.push(v.item);
+    }
+    groups.into_values().collect()
+}
+
+fn pool() -> &'static Mutex<Vec<Vec<u8>>> {
+    static POOL: OnceLock<Mutex<Vec<Vec<u8>>>> = OnceLock::new();
+    POOL.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+fn recycle(mut data: Vec<u8>) {
+    if data.capacity() > POOL_MAX_CAPACITY {
+        return;
+    }
+    data.clear();
+    let mut pool = pool().lock().unwrap();
+    if pool.len() < POOL_BUFFERS {
+        pool.push(data);
+    }
+}
+
+/// Sealed chunks waiting for an encoder, at most: past that, the thread that
+/// sealed one encodes it itself. Bounds the raw bytes held in memory, and
+/// keeps reused buffers coming back instead of allocating fresh ones.
+const MAX_QUEUED: usize = 2;
+
+/// Queues a sealed chunk for the background encoders: one thread fewer than
+/// the cores (at least one), so sets on the JS thread keep a core.
+pub fn encode_later(chunk: Arc<Chunk>) {
+    static QUEUE: OnceLock<Option<Mutex<Sender<Arc<Chunk>>>>> = OnceLock::new();
+    static QUEUED: AtomicUsize = AtomicUsize::new(0);
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<Arc<Chunk>>();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).saturating_sub(1).max(1);
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("packcache-stage-{i}")).spawn(move || loop {
+                let next = rx.lock().unwrap().recv();
+                let Ok(chunk) = next else { break };
+                QUEUED.fetch_sub(1, Ordering::AcqRel);
+                // An error is kept in the chunk and reported by the save.
+                drop(chunk.encoded());
+            });
+            if spawned.is_err() {
+                return None; // no threads: chunks are encoded by the save instead
+            }
+        }
+        Some(Mutex::new(tx))
+    });
+    let Some(tx) = queue else { return };
+    if QUEUED.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
+        QUEUED.fetch_sub(1, Ordering::AcqRel);
+        drop(chunk.encoded());
+        return;
+    }
+    if tx.lock().unwrap().send(chunk).is_err() {
+        QUEUED.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pack_size: u64) -> StageConfig {
+        StageConfig { compression: Compression::Zstd(1), pack_size, generation: 1 }
+    }
+
+    #[test]
+    fn superseded_item_is_left_out_of_its_pack() {
+        let mut stager = Stager::default();
+        let (first, _) = stager.push("s", b"k", b"old value", &config(1 << 20));
+        first.supersede();
+        let (second, _) = stager.push("s", b"k", b"new value", &config(1 << 20));
+        assert!(Arc::ptr_eq(&first.chunk, &second.chunk), "one open chunk");
+        let staged = second.chunk.encoded().unwrap();
+        assert_eq!(staged.pack.items, 1);
+        assert_eq!(staged.slot, vec![None, Some(0)]);
+        assert_eq!(second.to_vec().unwrap(), b"new value");
+    }
+
+    #[test]
+    fn chunk_is_sealed_before_an_item_would_pass_pack_size() {
+        let mut stager = Stager::default();
+        let (a, sealed_a) = stager.push("s", b"a", &[1; 60], &config(100));
+        let (b, sealed_b) = stager.push("s", b"b", &[2; 60], &config(100));
+        assert!(sealed_a.is_none());
+        let sealed_b = sealed_b.expect("the first chunk is handed back for encoding");
+        assert!(Arc::ptr_eq(&sealed_b, &a.chunk) && !Arc::ptr_eq(&a.chunk, &b.chunk));
+    }
+
+    #[test]
+    fn staged_values_read_the_same_before_and_after_encoding() {
+        let mut stager = Stager::default();
+        let values: Vec<(Vec<u8>, Vec<u8>)> = (0..300u32)
+            .map(|i| (format!("key{i}").into_bytes(), format!("{i}-").repeat(i as usize % 40).into_bytes()))
+            .collect();
+        let staged: Vec<Value> = values.iter().map(|(k, v)| stager.push("s", k, v, &config(4096)).0).collect();
+        let before: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap()).collect();
+        for v in &staged {
+            v.chunk.encoded().unwrap();
+        }
+        let after: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap()).collect();
+        let expect: Vec<Vec<u8>> = values.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(before, expect);
+        assert_eq!(after, expect);
+        let pairs = collect(values.iter().zip(&staged).map(|((k, _), v)| (k.as_slice(), v))).unwrap();
+        let mut got: Vec<(Vec<u8>, Vec<u8>)> =
+            (0..pairs.pairs.len()).map(|i| (pairs.key(i).to_vec(), pairs.value(i).to_vec())).collect();
+        got.sort();
+        let mut sorted = values.clone();
+        sorted.sort();
+        assert_eq!(got, sorted);
+    }
+}
