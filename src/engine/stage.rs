@@ -126,7 +126,6 @@ enum State {
     Raw(Raw),
     Encoding,
     Encoded(Arc<Staged>),
-    Failed(String),
 }
 
 pub struct Chunk {
@@ -177,7 +176,6 @@ impl Chunk {
         loop {
             match &*state {
                 State::Encoded(staged) => return Ok(staged.clone()),
-                State::Failed(why) => return Err(Error::Internal(why.clone())),
                 State::Encoding => state = self.done.wait(state).unwrap(),
                 State::Raw(_) => break,
             }
@@ -186,13 +184,23 @@ impl Chunk {
         drop(state);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&raw)))
             .unwrap_or_else(|p| Err(Error::Internal(super::store::panic_message(&p))));
-        recycle(raw.data);
         let mut state = self.state.lock().unwrap();
-        *state = match &result {
-            Ok(staged) => State::Encoded(staged.clone()),
-            Err(e) => State::Failed(e.to_string()),
+        let spent = match &result {
+            Ok(staged) => {
+                *state = State::Encoded(staged.clone());
+                Some(raw.data)
+            }
+            // The values stay readable, and the next save tries again.
+            Err(_) => {
+                *state = State::Raw(raw);
+                None
+            }
         };
         self.done.notify_all();
+        drop(state);
+        if let Some(data) = spent {
+            recycle(data);
+        }
         result
     }
 
