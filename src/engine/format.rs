@@ -27,7 +27,8 @@ pub const HEADER_LEN: usize = 96;
 pub const TRAILER_LEN: usize = 32;
 pub const INDEX_ALIGN: usize = 16;
 /// Raw bytes per compressed block: `get` decompresses one block, not the pack.
-pub const BLOCK_SIZE: usize = 16 * 1024;
+/// Readers take block bounds from the index, so this is the writer's choice.
+pub const BLOCK_SIZE: usize = 64 * 1024;
 
 /// The pack index. Item `i` has key `keys[key_ends[i-1]..key_ends[i]]` and raw
 /// value `body[value_ends[i-1]..value_ends[i]]` (with `ends[-1] = 0`).
