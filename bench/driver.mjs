@@ -1,7 +1,8 @@
 // One measurement in a fresh process: node bench/driver.mjs <system> <op> <dir> <N>
-// Prints one JSON line. Ops: save, load, inc, get, size.
+// Prints one JSON line. Ops: save, load, coldload (page cache evicted first), inc, get, size.
 import fs from 'node:fs'
 import path from 'node:path'
+import { execFileSync } from 'node:child_process'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { systems } from './systems.mjs'
 import { workload, change, rng } from './workload.mjs'
@@ -27,14 +28,29 @@ function peakRss() {
   return process.resourceUsage().maxRSS * 1024
 }
 
+/** Drops every file under `d` from the page cache (written back first: dirty
+ * pages cannot be dropped), so the next read comes from the disk. */
+function evict(d) {
+  execFileSync('sync', ['-f', d])
+  for (const e of fs.readdirSync(d, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue
+    const file = path.join(e.parentPath ?? e.path, e.name)
+    // GNU dd with count=0 and iflag=nocache: posix_fadvise(DONTNEED) of the whole file.
+    execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none'])
+  }
+}
+
 const out = {}
+if (op === 'coldload') {
+  evict(dir)
+}
 if (op === 'save') {
   const scopes = workload(Number(n))
   const t0 = performance.now()
   await system.save(dir, scopes)
   out.ms = performance.now() - t0
   out.disk = diskBytes(dir)
-} else if (op === 'load') {
+} else if (op === 'load' || op === 'coldload') {
   let items = 0
   let bytes = 0
   let check = 0

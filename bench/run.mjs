@@ -54,9 +54,10 @@ for (let r = 0; r < runs; r++) {
     const dir = path.join(work, `${system}-${r}`)
     const save = measure(system, 'save', dir)
     const load = measure(system, 'load', dir)
+    const cold = measure(system, 'coldload', dir)
     const get = measure(system, 'get', dir)
     const inc = measure(system, 'inc', dir)
-    results[system].push({ save, load, get, inc })
+    results[system].push({ save, load, cold, get, inc })
     if (system === 'packcache' && limit === null) limit = limits(dir)
     fs.rmSync(dir, { recursive: true, force: true })
     process.stdout.write('.')
@@ -70,6 +71,7 @@ const rows = systems.map((system) => {
     system,
     save: m((x) => x.save.ms),
     load: m((x) => x.load.ms),
+    cold: m((x) => x.cold.ms),
     inc: m((x) => x.inc.ms),
     incWritten: m((x) => x.inc.written ?? x.inc.diskDelta),
     get: m((x) => x.get.ms),
@@ -83,10 +85,10 @@ const mib = (b) => (b == null ? '-' : `${(b / 1048576).toFixed(1)}`)
 const ms = (x) => (x == null ? '-' : x.toFixed(0))
 const ratio = (x, y) => (x == null || y == null ? '' : ` (${(x / y).toFixed(2)}×)`)
 const table = [
-  '| system | full save ms | full load ms | 1% incremental save ms | written MiB | 1000 gets ms | disk MiB | load peak RSS MiB | load worst event-loop delay ms |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| system | full save ms | full load ms | cold load ms | 1% incremental save ms | written MiB | 1000 gets ms | disk MiB | load peak RSS MiB | load worst event-loop delay ms |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...rows.map((r) =>
-    `| ${r.system} | ${ms(r.save)}${ratio(r.save, base.save)} | ${ms(r.load)}${ratio(r.load, base.load)} | ${ms(r.inc)}${ratio(r.inc, base.inc)} | ${mib(r.incWritten)} | ${ms(r.get)}${ratio(r.get, base.get)} | ${mib(r.disk)} | ${mib(r.rss)} | ${ms(r.eld)} |`),
+    `| ${r.system} | ${ms(r.save)}${ratio(r.save, base.save)} | ${ms(r.load)}${ratio(r.load, base.load)} | ${ms(r.cold)}${ratio(r.cold, base.cold)} | ${ms(r.inc)}${ratio(r.inc, base.inc)} | ${mib(r.incWritten)} | ${ms(r.get)}${ratio(r.get, base.get)} | ${mib(r.disk)} | ${mib(r.rss)} | ${ms(r.eld)} |`),
 ]
 console.log(table.join('\n'))
 if (limit) {
@@ -98,7 +100,7 @@ if (limit) {
     console.log(`packcache full load / read+decode limit: ${(pc.load / limit.readDecodeMs).toFixed(2)}× (kept: ${(pc.load / (limit.readDecodeKeepMs ?? limit.readDecodeMs)).toFixed(2)}×); full save / encode limit: ${(pc.save / limit.encodeMs).toFixed(2)}×`)
     console.log(`packcache disk / raw: ${(pc.disk / bytes).toFixed(3)}`)
   }
-  if (pc && plain) console.log(`packcache full load / plain: ${(pc.load / plain.load).toFixed(2)}×`)
+  if (pc && plain) console.log(`packcache full load / plain: ${(pc.load / plain.load).toFixed(2)}× (cold page cache: ${(pc.cold / plain.cold).toFixed(2)}×)`)
 }
 if (flag('growth')) {
   // 50 incremental generations, 1% changed (and 0.5% removed) each.

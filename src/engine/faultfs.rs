@@ -117,6 +117,11 @@ impl Fs for FaultFs {
         self.inner.map_file(path)
     }
 
+    fn map_file_whole(&self, path: &Path) -> io::Result<Blob> {
+        self.op("mmap")?;
+        self.inner.map_file_whole(path)
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         self.op("read_dir")?;
         self.inner.read_dir(path)

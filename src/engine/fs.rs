@@ -31,6 +31,12 @@ pub trait Fs: Send + Sync + 'static {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Maps `path` privately (copy-on-write): writes to the memory never reach the file.
     fn map_file(&self, path: &Path) -> io::Result<Blob>;
+    /// `map_file` for a caller about to read all of the file: the OS may
+    /// start reading it in now, so a cold load reads packs in parallel
+    /// rather than one page fault at a time.
+    fn map_file_whole(&self, path: &Path) -> io::Result<Blob> {
+        self.map_file(path)
+    }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
     /// `None` when nothing exists at `path`.
     fn modified(&self, path: &Path) -> io::Result<Option<SystemTime>>;
@@ -112,16 +118,11 @@ impl Fs for RealFs {
     }
 
     fn map_file(&self, path: &Path) -> io::Result<Blob> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
-            return Ok(Arc::new(Vec::<u8>::new()));
-        }
-        // SAFETY: pack files are immutable once renamed into place and are only
-        // ever unlinked, never truncated, by packcache. The mapping is private
-        // and writable: values are handed to JS as Buffers over it, and a JS
-        // write must land in a private page, not fault or reach the file.
-        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file)? };
-        Ok(Arc::new(map))
+        map_private(path, false)
+    }
+
+    fn map_file_whole(&self, path: &Path) -> io::Result<Blob> {
+        map_private(path, true)
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
@@ -182,4 +183,21 @@ impl Fs for RealFs {
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
+}
+
+fn map_private(path: &Path, whole: bool) -> io::Result<Blob> {
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(Arc::new(Vec::<u8>::new()));
+    }
+    // SAFETY: pack files are immutable once renamed into place and are only
+    // ever unlinked, never truncated, by packcache. The mapping is private
+    // and writable: values are handed to JS as Buffers over it, and a JS
+    // write must land in a private page, not fault or reach the file.
+    let map = unsafe { memmap2::MmapOptions::new().map_copy(&file)? };
+    #[cfg(unix)]
+    if whole {
+        let _ = map.advise(memmap2::Advice::WillNeed); // a hint: failure changes nothing
+    }
+    Ok(Arc::new(map))
 }

@@ -235,7 +235,7 @@ impl Store {
             };
             for (pi, meta) in manifest.scopes[mi].packs.iter().enumerate() {
                 let path = self.dir.join(meta.file_name());
-                match self.fs.map_file(&path) {
+                match self.fs.map_file_whole(&path) {
                     Ok(blob) => {
                         let start = jobs.last().map_or(0, |j: &Job| j.slot.end);
                         let slot = start..start + meta.raw_bytes as usize;

@@ -431,8 +431,11 @@ impl Store {
     /// Maps and opens a pack the manifest lists, checked against its entry.
     pub(crate) fn open_pack(&self, meta: &PackMeta, verify: Verify) -> Result<PackView> {
         let path = self.dir.join(meta.file_name());
-        let blob = self.fs.map_file(&path).map_err(|e| Error::io("open", &path, e))?;
-        view_of(blob, meta, verify)
+        let blob = match verify {
+            Verify::Full => self.fs.map_file_whole(&path),
+            Verify::IndexOnly => self.fs.map_file(&path),
+        };
+        view_of(blob.map_err(|e| Error::io("open", &path, e))?, meta, verify)
     }
 
     pub(crate) fn forget_views(&self) {
