@@ -199,5 +199,7 @@ fn map_private(path: &Path, whole: bool) -> io::Result<Blob> {
     if whole {
         let _ = map.advise(memmap2::Advice::WillNeed); // a hint: failure changes nothing
     }
+    #[cfg(not(unix))]
+    let _ = whole;
     Ok(Arc::new(map))
 }

@@ -14,7 +14,7 @@ use super::manifest::{Manifest, PackMeta};
 use super::par;
 use super::reader::Verify;
 use super::store::{validate_scope, view_of, Store, READ_RETRIES};
-use super::updates::Overlay;
+use super::updates::{KeySet, Overlay};
 
 /// One block of anonymous memory that all compressed packs of a load decode
 /// into, each into its own slot. One allocation per load, not per pack: a
@@ -171,7 +171,7 @@ pub struct LoadPlan {
     manifest: Arc<Manifest>,
     region: Option<Arc<Region>>,
     jobs: Vec<Job>,
-    shadowed: Vec<HashSet<Vec<u8>>>,
+    shadowed: Vec<KeySet>,
     extras: Vec<Option<PairBuf>>,
     failed: Vec<(usize, Error)>,
     packs_per_scope: Vec<usize>,
@@ -293,7 +293,7 @@ impl Store {
         &self,
         blob: Blob,
         meta: &PackMeta,
-        shadowed: &HashSet<Vec<u8>>,
+        shadowed: &KeySet,
         region: Option<(&Arc<Region>, Range<usize>)>,
     ) -> Result<PairBuf> {
         let view = view_of(blob, meta, Verify::Full)?;
@@ -372,7 +372,7 @@ impl Store {
 }
 
 /// Keys the overlay hides in committed packs, and its sets as one part.
-fn split_overlay(overlay: Overlay) -> Result<(HashSet<Vec<u8>>, Option<PairBuf>)> {
+fn split_overlay(overlay: Overlay) -> Result<(KeySet, Option<PairBuf>)> {
     let sets = || overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v)));
     let extra = if sets().next().is_some() { Some(super::stage::collect(sets())?) } else { None };
     Ok((overlay.entries.into_keys().collect(), extra))

@@ -117,14 +117,19 @@ fn merge(
         .filter(|s| !s.packs.iter().any(|p| corrupt.contains(&p.id)))
         .cloned()
         .collect();
-    let mut plans = Vec::new();
+    let mut work = Vec::new();
     for (name, updates) in batch.updates.iter().filter(|(_, u)| !u.is_empty()) {
         let packs = match scopes.iter().position(|s| &s.name == name) {
             Some(i) => scopes.remove(i).packs,
             None => Vec::new(),
         };
-        plans.push(plan_scope(store, name, packs, updates)?);
+        work.push((name, packs, updates));
     }
+    // Scopes are planned in parallel: an incremental save touches every
+    // scope a little, and each scope's scan is short.
+    let plans = par::map(work, |(name, packs, updates)| plan_scope(store, name, packs, updates))
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     let mut jobs = Vec::new();
     for (pi, plan) in plans.iter().enumerate() {
         jobs.extend(plan.staged.iter().map(|(staged, meta)| Job::Write(pi, staged, meta)));
