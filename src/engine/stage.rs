@@ -20,7 +20,7 @@ use super::error::{Error, Result};
 use super::fs::Blob;
 use super::load::PairBuf;
 use super::reader::{Body, PackView, Verify};
-use super::writer::{encode_pack, item_size, Compression, EncodedPack};
+use super::writer::{encode_pack_in, item_size, Compression, EncodedPack};
 
 /// Buffers kept for reuse, and the largest capacity worth keeping.
 const POOL_BUFFERS: usize = 8;
@@ -63,22 +63,29 @@ impl Value {
     }
 }
 
+/// A chunk's pairs: values back to back in one pooled buffer (so the
+/// encoder compresses them in place, block by block), keys in another.
 struct Raw {
-    data: Vec<u8>,
-    /// Per item: start of its key, end of key (= start of value), end of value.
-    items: Vec<[usize; 3]>,
+    values: Vec<u8>,
+    keys: Vec<u8>,
+    /// Per item: end of its key in `keys`, end of its value in `values`.
+    ends: Vec<(usize, usize)>,
     superseded: Vec<bool>,
 }
 
 impl Raw {
     fn key(&self, i: usize) -> &[u8] {
-        let [a, b, _] = self.items[i];
-        &self.data[a..b]
+        let start = if i == 0 { 0 } else { self.ends[i - 1].0 };
+        &self.keys[start..self.ends[i].0]
     }
 
     fn value(&self, i: usize) -> &[u8] {
-        let [_, b, c] = self.items[i];
-        &self.data[b..c]
+        let start = if i == 0 { 0 } else { self.ends[i - 1].1 };
+        &self.values[start..self.ends[i].1]
+    }
+
+    fn size(&self) -> u64 {
+        (self.keys.len() + self.values.len()) as u64
     }
 }
 
@@ -137,8 +144,8 @@ pub struct Chunk {
 
 impl Chunk {
     fn new(scope: &str, config: StageConfig) -> Arc<Chunk> {
-        let data = pool().lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY));
-        let raw = Raw { data, items: Vec::new(), superseded: Vec::new() };
+        let values = pool().lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY));
+        let raw = Raw { values, keys: Vec::new(), ends: Vec::new(), superseded: Vec::new() };
         Arc::new(Chunk { scope: scope.to_owned(), config, state: Mutex::new(State::Raw(raw)), done: Condvar::new() })
     }
 
@@ -150,18 +157,15 @@ impl Chunk {
             return Push::Sealed;
         };
         let size = item_size(key, value);
-        if !raw.items.is_empty() && raw.data.len() as u64 + size > self.config.pack_size {
+        if !raw.ends.is_empty() && raw.size() + size > self.config.pack_size {
             return Push::Full;
         }
-        let Ok(item) = u32::try_from(raw.items.len()) else {
-            return Push::Full;
-        };
-        let start = raw.data.len();
-        raw.data.extend_from_slice(key);
-        raw.data.extend_from_slice(value);
-        raw.items.push([start, start + key.len(), raw.data.len()]);
+        let Ok(item) = u32::try_from(raw.ends.len()) else { return Push::Full };
+        raw.keys.extend_from_slice(key);
+        raw.values.extend_from_slice(value);
+        raw.ends.push((raw.keys.len(), raw.values.len()));
         raw.superseded.push(false);
-        Push::Added { item, full: raw.data.len() as u64 >= self.config.pack_size }
+        Push::Added { item, full: raw.size() >= self.config.pack_size }
     }
 
     fn supersede(&self, item: u32) {
@@ -188,7 +192,7 @@ impl Chunk {
         let spent = match &result {
             Ok(staged) => {
                 *state = State::Encoded(staged.clone());
-                Some(raw.data)
+                Some(raw.values)
             }
             // The values stay readable, and the next save tries again.
             Err(_) => {
@@ -205,10 +209,10 @@ impl Chunk {
     }
 
     fn encode(&self, raw: &Raw) -> Result<Arc<Staged>> {
-        let mut slot = Vec::with_capacity(raw.items.len());
-        let mut items = Vec::with_capacity(raw.items.len());
-        let mut sizes = Vec::with_capacity(raw.items.len());
-        for i in 0..raw.items.len() {
+        let mut slot = Vec::with_capacity(raw.ends.len());
+        let mut items = Vec::with_capacity(raw.ends.len());
+        let mut sizes = Vec::with_capacity(raw.ends.len());
+        for i in 0..raw.ends.len() {
             if raw.superseded[i] {
                 slot.push(None);
                 continue;
@@ -217,7 +221,7 @@ impl Chunk {
             items.push((raw.key(i), raw.value(i)));
             sizes.push(item_size(raw.key(i), raw.value(i)));
         }
-        let pack = encode_pack(&self.scope, self.config.generation, &items, self.config.compression)?;
+        let pack = encode_pack_in(&self.scope, self.config.generation, &items, self.config.compression, &raw.values)?;
         Ok(Arc::new(Staged { pack, slot, sizes, view: OnceLock::new() }))
     }
 

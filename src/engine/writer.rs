@@ -50,6 +50,19 @@ pub fn encode_pack(
     items: &[(&[u8], &[u8])],
     compression: Compression,
 ) -> Result<EncodedPack> {
+    encode_pack_in(scope, generation, items, compression, &[])
+}
+
+/// `encode_pack` for items whose values lie in `values`, back to back: each
+/// block is compressed straight from that buffer instead of a copy (blocks
+/// with a gap, or values elsewhere, are copied as usual).
+pub fn encode_pack_in(
+    scope: &str,
+    generation: u64,
+    items: &[(&[u8], &[u8])],
+    compression: Compression,
+    values: &[u8],
+) -> Result<EncodedPack> {
     let count = u32::try_from(items.len()).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
     let mut index = PackIndex::default();
     let mut key_end = 0u64;
@@ -64,7 +77,7 @@ pub fn encode_pack(
     for (key, _) in items {
         index.keys.extend_from_slice(key);
     }
-    let body = encode_body(items, value_end as usize, compression, &mut index)?;
+    let body = encode_body(items, value_end as usize, compression, &mut index, values)?;
     let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&index)
         .map_err(|e| Error::Internal(format!("index serialization failed: {e}")))?;
 
@@ -99,7 +112,13 @@ pub fn encode_pack(
 /// a value) and compresses each straight into the body; a block that does not
 /// shrink is stored raw. The body never exceeds the raw size, so it is sized
 /// once and only the pages written are ever touched.
-fn encode_body(items: &[(&[u8], &[u8])], raw_len: usize, compression: Compression, index: &mut PackIndex) -> Result<Vec<u8>> {
+fn encode_body(
+    items: &[(&[u8], &[u8])],
+    raw_len: usize,
+    compression: Compression,
+    index: &mut PackIndex,
+    parent: &[u8],
+) -> Result<Vec<u8>> {
     let mut body = Vec::with_capacity(raw_len + BLOCK_SIZE);
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
     let mut compressor = match compression {
@@ -112,28 +131,53 @@ fn encode_body(items: &[(&[u8], &[u8])], raw_len: usize, compression: Compressio
     let mut raw_end = 0u64;
     let mut i = 0;
     while i < items.len() {
-        scratch.clear();
-        while i < items.len() && (scratch.is_empty() || scratch.len() + items[i].1.len() <= BLOCK_SIZE) {
-            scratch.extend_from_slice(items[i].1);
+        let start = i;
+        let mut len = 0;
+        while i < items.len() && (len == 0 || len + items[i].1.len() <= BLOCK_SIZE) {
+            len += items[i].1.len();
             i += 1;
         }
-        if scratch.is_empty() {
+        if len == 0 {
             continue; // only empty values so far: they need no block
         }
-        raw_end += scratch.len() as u64;
-        let start = body.len();
+        let block = match run_in(parent, &items[start..i]) {
+            Some(run) => run,
+            None => {
+                scratch.clear();
+                items[start..i].iter().for_each(|(_, v)| scratch.extend_from_slice(v));
+                &scratch[..]
+            }
+        };
+        raw_end += block.len() as u64;
+        let at = body.len();
         let kept = match compressor.as_mut() {
-            Some(c) => compress_into(c, &scratch, &mut body)?,
+            Some(c) => compress_into(c, block, &mut body)?,
             None => false,
         };
         if !kept {
-            body.truncate(start);
-            body.extend_from_slice(&scratch);
+            body.truncate(at);
+            body.extend_from_slice(block);
         }
         index.block_raw_ends.push(raw_end);
         index.block_stored_ends.push(body.len() as u64);
     }
     Ok(body)
+}
+
+/// The values of `items` as one slice of `parent`, when they lie in it back
+/// to back.
+fn run_in<'p>(parent: &'p [u8], items: &[(&[u8], &[u8])]) -> Option<&'p [u8]> {
+    let base = parent.as_ptr() as usize;
+    let first = items.first()?.1.as_ptr() as usize;
+    let start = first.checked_sub(base)?;
+    let mut end = start;
+    for (_, v) in items {
+        if v.as_ptr() as usize != base + end {
+            return None;
+        }
+        end += v.len();
+    }
+    parent.get(start..end)
 }
 
 /// Appends the zstd frame of `block` to `body`; `false` (and `body`
@@ -152,4 +196,30 @@ fn compress_into(c: &mut zstd::bulk::Compressor<'_>, block: &[u8], body: &mut Ve
         return Ok(false);
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_compressed_in_place_give_the_same_pack_as_copied_ones() {
+        let keys: Vec<Vec<u8>> = (0..400u32).map(|i| format!("k{i}").into_bytes()).collect();
+        let mut values = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..400usize {
+            values.extend(format!("value {i} ").repeat(i % 50 + (i % 7) * 300).bytes());
+            ends.push(values.len());
+        }
+        let slices: Vec<&[u8]> = (0..400).map(|i| &values[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]).collect();
+        // Item 10 left out: the block holding the gap is copied, the rest not.
+        let items: Vec<(&[u8], &[u8])> =
+            (0..400).filter(|&i| i != 10).map(|i| (keys[i].as_slice(), slices[i])).collect();
+        for compression in [Compression::None, Compression::Zstd(1)] {
+            let copied = encode_pack("s", 1, &items, compression).unwrap();
+            let in_place = encode_pack_in("s", 1, &items, compression, &values).unwrap();
+            assert_eq!(in_place.to_bytes(), copied.to_bytes());
+            assert!(run_in(&values, &items[20..30]).is_some() && run_in(&values, &items[5..15]).is_none());
+        }
+    }
 }
