@@ -330,3 +330,48 @@ test('close while loads and saves are in flight settles every promise', async (t
   assert.equal(results[1].status, 'fulfilled', 'a save queued before close() completes')
   assert.equal((await new PackStorage({ root, version: '1' }).get('s', 'late')).toString(), 'x')
 })
+
+test('set copies: changing the Buffer afterwards changes nothing stored', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1' })
+  const value = Buffer.from('original')
+  s.set('m', 'k', value)
+  value.fill(0)
+  assert.equal((await s.get('m', 'k')).toString(), 'original')
+  await s.save()
+  await s.close()
+  const r = new PackStorage({ root, version: '1' })
+  assert.equal((await r.get('m', 'k')).toString(), 'original')
+})
+
+test('unsaved values read back the same before and after their chunk is encoded', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1', packSize: 4096 })
+  const expect = new Map()
+  const put = (i, round) => {
+    const v = crypto.createHash('sha256').update(`${i}/${round}`).digest().toString('hex').repeat(1 + (i % 9))
+    s.set('m', `key-${i}`, Buffer.from(v))
+    expect.set(`key-${i}`, v)
+  }
+  for (let i = 0; i < 600; i++) put(i, 0)
+  await new Promise((r) => setTimeout(r, 50)) // sealed chunks get encoded meanwhile
+  for (let i = 0; i < 600; i += 7) put(i, 1)
+  for (let i = 3; i < 600; i += 11) {
+    s.remove('m', `key-${i}`)
+    expect.delete(`key-${i}`)
+  }
+  const check = async (store, when) => {
+    const loaded = new Map((await store.load('m')).map(([k, v]) => [k.toString(), v.toString()]))
+    assert.deepEqual(loaded, expect, when)
+    for (const i of [0, 3, 7, 14, 599]) {
+      const got = await store.get('m', `key-${i}`)
+      assert.equal(got?.toString() ?? null, expect.get(`key-${i}`) ?? null, `${when}: get key-${i}`)
+    }
+  }
+  await check(s, 'before save')
+  const stats = await s.save()
+  assert.ok(stats.packsWritten > 10, `many packs: ${stats.packsWritten}`)
+  await check(s, 'after save')
+  await s.close()
+  await check(new PackStorage({ root, version: '1', packSize: 4096 }), 'reopened')
+})

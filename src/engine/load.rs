@@ -13,7 +13,7 @@ use super::fs::Blob;
 use super::manifest::{Manifest, PackMeta};
 use super::par;
 use super::reader::Verify;
-use super::store::{validate_scope, view_of, Store, READ_RETRIES};
+use super::store::{validate_scope, view_of, Store, READ_RETRIES, STALE_RETRIES};
 use super::updates::{KeySet, Overlay};
 
 /// One block of anonymous memory that all compressed packs of a load decode
@@ -198,18 +198,16 @@ impl Store {
         for s in scopes {
             validate_scope(s)?;
         }
-        let overlays = self.overlays(scopes);
+        let Unsaved { cleared, shadowed, extras } = self.unsaved(scopes)?;
         let mut attempt = 0;
         loop {
             let manifest = self.read_manifest()?;
             let final_attempt = attempt >= READ_RETRIES;
-            match self.map_packs(&manifest, scopes, &overlays, final_attempt) {
+            match self.map_packs(&manifest, scopes, &cleared, final_attempt) {
                 Some((jobs, failed)) => {
                     self.touch_once();
                     let packs_per_scope =
                         (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
-                    let (shadowed, extras) =
-                        overlays.into_iter().map(split_overlay).collect::<Result<Vec<_>>>()?.into_iter().unzip();
                     let region = jobs.last().and_then(|j| Region::new(j.slot.end));
                     return Ok(LoadPlan { manifest, region, jobs, shadowed, extras, failed, packs_per_scope });
                 }
@@ -218,19 +216,35 @@ impl Store {
         }
     }
 
+    /// Each scope's unsaved state, read consistently: a `set` racing the
+    /// read of a value it replaced makes the whole snapshot be taken again.
+    fn unsaved(&self, scopes: &[String]) -> Result<Unsaved> {
+        'snapshot: for _ in 0..STALE_RETRIES {
+            let overlays = self.overlays(scopes);
+            let mut unsaved = Unsaved { cleared: overlays.iter().map(|o| o.cleared).collect(), ..Unsaved::default() };
+            for overlay in overlays {
+                let Some((keys, extra)) = split_overlay(overlay)? else { continue 'snapshot };
+                unsaved.shadowed.push(keys);
+                unsaved.extras.push(extra);
+            }
+            return Ok(unsaved);
+        }
+        Err(Error::Internal("unsaved values kept changing while a load read them".into()))
+    }
+
     /// Maps the packs of every scope; `None` when one is missing and the
     /// manifest should be re-read (a concurrent save deleted it).
     fn map_packs(
         &self,
         manifest: &Manifest,
         scopes: &[String],
-        overlays: &[Overlay],
+        cleared: &[bool],
         final_attempt: bool,
     ) -> Option<(Vec<Job>, Vec<(usize, Error)>)> {
         let mut jobs = Vec::new();
         let mut failed = Vec::new();
-        for (si, (scope, overlay)) in scopes.iter().zip(overlays).enumerate() {
-            let Some(mi) = manifest.scopes.iter().position(|s| &s.name == scope).filter(|_| !overlay.cleared) else {
+        for (si, (scope, &cleared)) in scopes.iter().zip(cleared).enumerate() {
+            let Some(mi) = manifest.scopes.iter().position(|s| &s.name == scope).filter(|_| !cleared) else {
                 continue;
             };
             for (pi, meta) in manifest.scopes[mi].packs.iter().enumerate() {
@@ -371,9 +385,27 @@ impl Store {
     }
 }
 
-/// Keys the overlay hides in committed packs, and its sets as one part.
-fn split_overlay(overlay: Overlay) -> Result<(KeySet, Option<PairBuf>)> {
+/// What unsaved state does to the scopes of a load, per scope.
+#[derive(Default)]
+struct Unsaved {
+    /// Committed contents are dropped (a reset is in flight).
+    cleared: Vec<bool>,
+    /// Keys whose committed copies are hidden.
+    shadowed: Vec<KeySet>,
+    /// Unsaved sets, as one part.
+    extras: Vec<Option<PairBuf>>,
+}
+
+/// Keys the overlay hides in committed packs, and its sets as one part;
+/// `None` when a value was superseded while being read.
+fn split_overlay(overlay: Overlay) -> Result<Option<(KeySet, Option<PairBuf>)>> {
     let sets = || overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v)));
-    let extra = if sets().next().is_some() { Some(super::stage::collect(sets())?) } else { None };
-    Ok((overlay.entries.into_keys().collect(), extra))
+    let extra = match sets().next() {
+        None => None,
+        Some(_) => match super::stage::collect(sets())? {
+            Some(part) => Some(part),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some((overlay.entries.into_keys().collect(), extra)))
 }

@@ -52,8 +52,10 @@ impl std::fmt::Debug for Value {
 }
 
 impl Value {
-    /// A copy of the value's bytes.
-    pub fn to_vec(&self) -> Result<Vec<u8>> {
+    /// A copy of the value's bytes; `None` when the key has been set again
+    /// or removed since this `Value` was taken from the pending map and its
+    /// chunk was encoded without it (a reader racing a `set`: read again).
+    pub fn to_vec(&self) -> Result<Option<Vec<u8>>> {
         self.chunk.read_one(self.item)
     }
 
@@ -226,29 +228,35 @@ impl Chunk {
     }
 
     /// Calls `f(n, bytes)` with the value of each `items[n]`, reading the
-    /// chunk once (decoding its pack once when already encoded).
-    pub fn read_many(&self, items: &[u32], mut f: impl FnMut(usize, &[u8])) -> Result<()> {
+    /// chunk once (decoding its pack once when already encoded). `false`
+    /// when one of them was superseded and left out of the pack: the caller
+    /// read its items from a map that has changed since (see [`Value::to_vec`]).
+    pub fn read_many(&self, items: &[u32], mut f: impl FnMut(usize, &[u8])) -> Result<bool> {
         if let State::Raw(raw) = &*self.state.lock().unwrap() {
             for (n, &i) in items.iter().enumerate() {
                 f(n, raw.value(i as usize));
             }
-            return Ok(());
+            return Ok(true);
         }
         let staged = self.encoded()?;
         let view = staged.view()?;
         let body: Body = view.decode_body()?;
         for (n, &i) in items.iter().enumerate() {
-            f(n, &body.bytes()[view.value_range(staged.pack_item(i)? as usize)]);
+            let Some(at) = staged.slot[i as usize] else { return Ok(false) };
+            f(n, &body.bytes()[view.value_range(at as usize)]);
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn read_one(&self, item: u32) -> Result<Vec<u8>> {
+    fn read_one(&self, item: u32) -> Result<Option<Vec<u8>>> {
         if let State::Raw(raw) = &*self.state.lock().unwrap() {
-            return Ok(raw.value(item as usize).to_vec());
+            return Ok(Some(raw.value(item as usize).to_vec()));
         }
         let staged = self.encoded()?;
-        staged.view()?.read_value(staged.pack_item(item)? as usize)
+        match staged.slot[item as usize] {
+            Some(at) => staged.view()?.read_value(at as usize).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -288,8 +296,9 @@ impl Stager {
     }
 }
 
-/// The values of `entries` as one buffer of pairs, reading each chunk once.
-pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Result<PairBuf> {
+/// The values of `entries` as one buffer of pairs, reading each chunk once;
+/// `None` when one was superseded since (as for [`Value::to_vec`]).
+pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Result<Option<PairBuf>> {
     let mut groups: HashMap<*const Chunk, (Arc<Chunk>, Vec<u32>, Vec<&[u8]>)> = HashMap::new();
     for (key, value) in entries {
         let group =
@@ -300,7 +309,7 @@ pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Resu
     let mut bytes = Vec::new();
     let mut pairs = Vec::new();
     for (chunk, items, keys) in groups.into_values() {
-        chunk.read_many(&items, |n, v| {
+        let complete = chunk.read_many(&items, |n, v| {
             let key = keys[n];
             let ks = bytes.len();
             bytes.extend_from_slice(key);
@@ -308,8 +317,11 @@ pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Resu
             bytes.extend_from_slice(v);
             pairs.push([ks, vs, vs, bytes.len()]);
         })?;
+        if !complete {
+            return Ok(None);
+        }
     }
-    Ok(PairBuf { bytes: super::load::Bytes::Owned(bytes), pairs })
+    Ok(Some(PairBuf { bytes: super::load::Bytes::Owned(bytes), pairs }))
 }
 
 /// Groups staged values by chunk: each chunk once, with the items it holds.
@@ -395,7 +407,8 @@ mod tests {
         let staged = second.chunk.encoded().unwrap();
         assert_eq!(staged.pack.items, 1);
         assert_eq!(staged.slot, vec![None, Some(0)]);
-        assert_eq!(second.to_vec().unwrap(), b"new value");
+        assert_eq!(second.to_vec().unwrap(), Some(b"new value".to_vec()));
+        assert_eq!(first.to_vec().unwrap(), None, "a superseded value reads as stale, never as other bytes");
     }
 
     #[test]
@@ -415,15 +428,15 @@ mod tests {
             .map(|i| (format!("key{i}").into_bytes(), format!("{i}-").repeat(i as usize % 40).into_bytes()))
             .collect();
         let staged: Vec<Value> = values.iter().map(|(k, v)| stager.push("s", k, v, &config(4096)).0).collect();
-        let before: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap()).collect();
+        let before: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap().unwrap()).collect();
         for v in &staged {
             v.chunk.encoded().unwrap();
         }
-        let after: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap()).collect();
+        let after: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap().unwrap()).collect();
         let expect: Vec<Vec<u8>> = values.iter().map(|(_, v)| v.clone()).collect();
         assert_eq!(before, expect);
         assert_eq!(after, expect);
-        let pairs = collect(values.iter().zip(&staged).map(|((k, _), v)| (k.as_slice(), v))).unwrap();
+        let pairs = collect(values.iter().zip(&staged).map(|((k, _), v)| (k.as_slice(), v))).unwrap().unwrap();
         let mut got: Vec<(Vec<u8>, Vec<u8>)> =
             (0..pairs.pairs.len()).map(|i| (pairs.key(i).to_vec(), pairs.value(i).to_vec())).collect();
         got.sort();

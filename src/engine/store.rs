@@ -20,6 +20,9 @@ use super::writer::Compression;
 /// How often a reader re-reads the manifest after finding a pack deleted by a
 /// concurrent save before calling the pack missing.
 pub(crate) const READ_RETRIES: usize = 5;
+/// Reads of unsaved values retried when a concurrent `set` replaced them
+/// between looking a key up and reading its value.
+pub(crate) const STALE_RETRIES: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -268,9 +271,8 @@ impl Store {
     pub fn get(&self, scope: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_open()?;
         validate_scope(scope)?;
-        let unsaved = Overlay::lookup(scope, key, &self.inflight.lock().unwrap(), &self.pending);
-        if let Some(v) = unsaved {
-            return v.map(|v| v.to_vec()).transpose();
+        if let Some(unsaved) = self.get_unsaved(scope, key)? {
+            return Ok(unsaved);
         }
         let hash = bloom::key_hash(key);
         let mut attempt = 0;
@@ -281,6 +283,22 @@ impl Store {
                 other => return other.map_err(missing_as_corrupt),
             }
         }
+    }
+
+    /// The unsaved state of `key`: `Some(None)` when removed, `None` when
+    /// untouched since the last commit.
+    fn get_unsaved(&self, scope: &str, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        for _ in 0..STALE_RETRIES {
+            let found = Overlay::lookup(scope, key, &self.inflight.lock().unwrap(), &self.pending);
+            match found {
+                Some(Some(value)) => match value.to_vec()? {
+                    Some(bytes) => return Ok(Some(Some(bytes))),
+                    None => continue, // set again meanwhile: look again
+                },
+                other => return Ok(other.map(|_| None)),
+            }
+        }
+        Err(Error::Internal(format!("{scope}: a key kept changing while being read")))
     }
 
     fn get_committed(
