@@ -29,7 +29,12 @@ export declare class PackStorage {
   loadMany(scopes: string[]): Promise<Array<Array<[Buffer, Buffer]>>>
   /** One value (or `null`), reading at most one pack. */
   get(scope: string, key: Buffer | string): Promise<Buffer | null>
-  /** Records `value` for `key` in memory; `save()` persists it. No I/O. */
+  /**
+   * Records a copy of `value` for `key` in memory; `save()` persists it.
+   * No I/O. Pairs are staged in chunks of about `packSize` bytes that are
+   * compressed in the background as they fill; when the background falls
+   * behind, the `set` that fills a chunk compresses it itself (a few ms).
+   */
   set(scope: string, key: Buffer | string, value: Buffer | Uint8Array): void
   /** Records the removal of `key` in memory; `save()` persists it. No I/O. */
   remove(scope: string, key: Buffer | string): void
