@@ -77,6 +77,7 @@ const rows = systems.map((system) => {
     get: m((x) => x.get.ms),
     disk: m((x) => x.save.disk),
     rss: m((x) => x.load.rss),
+    loaded: m((x) => x.load.bytes),
     eld: m((x) => x.load.eldMs),
   }
 })
@@ -98,7 +99,7 @@ if (limit) {
   const plain = rows.find((r) => r.system === 'plain')
   if (pc) {
     console.log(`packcache full load / read+decode limit: ${(pc.load / limit.readDecodeMs).toFixed(2)}× (kept: ${(pc.load / (limit.readDecodeKeepMs ?? limit.readDecodeMs)).toFixed(2)}×); full save / encode limit: ${(pc.save / limit.encodeMs).toFixed(2)}×`)
-    console.log(`packcache disk / raw: ${(pc.disk / bytes).toFixed(3)}`)
+    console.log(`packcache disk / raw: ${(pc.disk / bytes).toFixed(3)}; load peak RSS / loaded bytes: ${(pc.rss / pc.loaded).toFixed(2)}`)
   }
   if (pc && plain) console.log(`packcache full load / plain: ${(pc.load / plain.load).toFixed(2)}× (cold page cache: ${(pc.cold / plain.cold).toFixed(2)}×)`)
 }
