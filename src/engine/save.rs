@@ -249,11 +249,11 @@ fn open_source(store: &Store, candidate: Candidate) -> Result<Source> {
 /// This batch's staged packs (encoding those the background has not), each
 /// with the items set again or removed after it was encoded marked dead.
 fn staged_packs(updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> {
-    let groups = stage::by_chunk(updates.values().flatten());
-    par::map(groups, |(chunk, items)| {
-        let staged = chunk.encoded()?;
+    let groups = stage::group_by_chunk(updates.values().flatten().map(|v| (v, ())));
+    par::map(groups, |group| {
+        let staged = group.chunk.encoded()?;
         let mut live = vec![false; staged.sizes.len()];
-        for item in items {
+        for item in group.items {
             live[staged.pack_item(item)? as usize] = true;
         }
         let mut meta = pack_meta(&staged.pack);

@@ -289,30 +289,17 @@ impl Stager {
             }
         }
     }
-
-    /// Ends the open chunk: later sets start a new one (a save took this one).
-    pub fn seal(&mut self) {
-        self.open = None;
-    }
 }
 
 /// The values of `entries` as one buffer of pairs, reading each chunk once;
 /// `None` when one was superseded since (as for [`Value::to_vec`]).
 pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Result<Option<PairBuf>> {
-    let mut groups: HashMap<*const Chunk, (Arc<Chunk>, Vec<u32>, Vec<&[u8]>)> = HashMap::new();
-    for (key, value) in entries {
-        let group =
-            groups.entry(Arc::as_ptr(&value.chunk)).or_insert_with(|| (value.chunk.clone(), Vec::new(), Vec::new()));
-        group.1.push(value.item);
-        group.2.push(key);
-    }
     let mut bytes = Vec::new();
     let mut pairs = Vec::new();
-    for (chunk, items, keys) in groups.into_values() {
-        let complete = chunk.read_many(&items, |n, v| {
-            let key = keys[n];
+    for group in group_by_chunk(entries.map(|(key, value)| (value, key))) {
+        let complete = group.chunk.read_many(&group.items, |n, v| {
             let ks = bytes.len();
-            bytes.extend_from_slice(key);
+            bytes.extend_from_slice(group.tags[n]);
             let vs = bytes.len();
             bytes.extend_from_slice(v);
             pairs.push([ks, vs, vs, bytes.len()]);
@@ -324,11 +311,24 @@ pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Resu
     Ok(Some(PairBuf { bytes: super::load::Bytes::Owned(bytes), pairs }))
 }
 
-/// Groups staged values by chunk: each chunk once, with the items it holds.
-pub fn by_chunk<'a>(values: impl Iterator<Item = &'a Value>) -> Vec<(Arc<Chunk>, Vec<u32>)> {
-    let mut groups: HashMap<*const Chunk, (Arc<Chunk>, Vec<u32>)> = HashMap::new();
-    for v in values {
-        groups.entry(Arc::as_ptr(&v.chunk)).or_insert_with(|| (v.chunk.clone(), Vec::new())).1.push(v.item);
+/// Values of one chunk, each with a tag of the caller's.
+pub struct ChunkGroup<T> {
+    pub chunk: Arc<Chunk>,
+    pub items: Vec<u32>,
+    pub tags: Vec<T>,
+}
+
+/// Groups staged values by chunk, so each chunk is read or encoded once.
+pub fn group_by_chunk<'a, T>(values: impl Iterator<Item = (&'a Value, T)>) -> Vec<ChunkGroup<T>> {
+    let mut groups: HashMap<*const Chunk, ChunkGroup<T>> = HashMap::new();
+    for (value, tag) in values {
+        let group = groups.entry(Arc::as_ptr(&value.chunk)).or_insert_with(|| ChunkGroup {
+            chunk: value.chunk.clone(),
+            items: Vec::new(),
+            tags: Vec::new(),
+        });
+        group.items.push(value.item);
+        group.tags.push(tag);
     }
     groups.into_values().collect()
 }

@@ -122,10 +122,9 @@ fn encode_body(
     let mut body = Vec::with_capacity(raw_len + BLOCK_SIZE);
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
     let mut compressor = match compression {
-        Compression::Zstd(level) => Some(
-            zstd::bulk::Compressor::new(level)
-                .map_err(|e| Error::Internal(format!("zstd init failed: {e}")))?,
-        ),
+        Compression::Zstd(level) => {
+            Some(zstd::bulk::Compressor::new(level).map_err(|e| Error::Internal(format!("zstd init failed: {e}")))?)
+        }
         Compression::None => None,
     };
     let mut raw_end = 0u64;
