@@ -35,10 +35,12 @@ fn fuzz_corpus_seeds_replay_without_failures() {
     }
 }
 
+/// 300 sequences by default; `PACKCACHE_RANDOM_RUNS=n` for a longer soak.
 #[test]
 fn random_operation_sequences_match_the_model() {
+    let runs = std::env::var("PACKCACHE_RANDOM_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(300usize);
     let mut x = 0x243F6A8885A308D3u64;
-    for len in 0..300usize {
+    for len in 0..runs {
         let data: Vec<u8> = (0..len % 150)
             .map(|_| {
                 x ^= x << 13;
