@@ -14,6 +14,7 @@ pub mod format;
 pub mod fuzzing;
 pub mod fs;
 pub mod gc;
+pub mod keyhash;
 pub mod load;
 pub mod manifest;
 mod par;

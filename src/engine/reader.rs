@@ -2,12 +2,14 @@
 //! serves keys and values straight from the mapping (no parse step).
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use rkyv::util::AlignedVec;
 
 use super::error::{Error, Result};
 use super::format::{ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
 use super::fs::Blob;
+use super::keyhash::hash_key;
 
 /// How much of a pack to verify when opening it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +33,13 @@ pub struct PackView {
     header: Header,
     /// Copy of the index when the blob is not aligned for in-place access.
     index_copy: Option<AlignedVec<16>>,
+    /// `(hash of key, item)`, sorted: built by the first `find` on a pack
+    /// with many keys (a view `get` keeps), never by loads or saves.
+    lookup: OnceLock<Box<[(u64, u32)]>>,
 }
+
+/// Up to this many keys, `find` scans them instead of building a table.
+const LINEAR_FIND_MAX: usize = 64;
 
 /// The raw (decompressed) body of a pack.
 pub enum Body {
@@ -80,7 +88,7 @@ impl PackView {
             v.extend_from_slice(index_bytes);
             Some(v)
         };
-        let view = PackView { blob, header, index_copy };
+        let view = PackView { blob, header, index_copy, lookup: OnceLock::new() };
         view.validate_index().map_err(|e| corrupt(id, e))?;
         if (*view.blob).as_ref()[HEADER_LEN..HEADER_LEN + header.scope_len as usize].is_empty() {
             return Err(corrupt(id, "empty scope name"));
@@ -177,9 +185,20 @@ impl PackView {
         r.start + off..r.end + off
     }
 
-    /// Linear search; packs hold a few thousand keys and `get` is rare.
+    /// The item holding `key` (the first one, were a damaged pack to hold
+    /// it twice).
     pub fn find(&self, key: &[u8]) -> Option<usize> {
-        (0..self.len()).find(|&i| self.key(i) == key)
+        if self.len() <= LINEAR_FIND_MAX {
+            return (0..self.len()).find(|&i| self.key(i) == key);
+        }
+        let table = self.lookup.get_or_init(|| {
+            let mut t: Vec<(u64, u32)> = (0..self.len()).map(|i| (hash_key(self.key(i)), i as u32)).collect();
+            t.sort_unstable();
+            t.into_boxed_slice()
+        });
+        let h = hash_key(key);
+        let first = table.partition_point(|&(x, _)| x < h);
+        table[first..].iter().take_while(|&&(x, _)| x == h).map(|&(_, i)| i as usize).find(|&i| self.key(i) == key)
     }
 
     fn decode_block(&self, index: &ArchivedPackIndex, b: usize, out: &mut [u8]) -> Result<()> {

@@ -396,6 +396,20 @@ fn sample_pack(compression: Compression) -> writer::EncodedPack {
 }
 
 #[test]
+fn find_locates_every_key_of_a_large_pack_and_no_other() {
+    let keys: Vec<Vec<u8>> = (0..3000u32).map(|i| format!("/src/m{i}.js").into_bytes()).collect();
+    let items: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), &k[..3])).collect();
+    let pack = writer::encode_pack("s", 1, &items, Compression::Zstd(1)).unwrap();
+    let view = reader::PackView::open(Arc::new(pack.to_bytes()), &pack.id, reader::Verify::Full).unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(view.find(k), Some(i));
+    }
+    for missing in [&b"/src/m3000.js"[..], b"", b"/src/m1.j", b"/src/m1.jss"] {
+        assert_eq!(view.find(missing), None);
+    }
+}
+
+#[test]
 fn pack_reader_returns_what_the_writer_wrote() {
     for compression in [Compression::None, Compression::Zstd(1), Compression::Zstd(19)] {
         let pack = sample_pack(compression);
