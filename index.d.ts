@@ -67,7 +67,10 @@ export interface PackStorageOptions {
   compression?: 'zstd' | 'none'
   /** zstd level (1 = fastest, up to 22). Default 1. */
   compressionLevel?: number
-  /** Target uncompressed bytes per pack. Default 4 MiB. */
+  /**
+   * Target uncompressed bytes per pack, and per staging chunk of unsaved
+   * sets (compressed in the background once full). Default 4 MiB.
+   */
   packSize?: number
   /**
    * Milliseconds: other versions unused for longer are deleted by `save()`.

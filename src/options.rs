@@ -23,7 +23,8 @@ pub struct PackStorageOptions {
     pub compression: Option<String>,
     /// zstd level (1 = fastest, up to 22). Default 1.
     pub compression_level: Option<i32>,
-    /// Target uncompressed bytes per pack. Default 4 MiB.
+    /// Target uncompressed bytes per pack, and per staging chunk of unsaved
+    /// sets (compressed in the background once full). Default 4 MiB.
     pub pack_size: Option<f64>,
     /// Milliseconds: other versions unused for longer are deleted by `save()`.
     /// Default 7 days; `Infinity` keeps them forever.
