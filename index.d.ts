@@ -27,7 +27,11 @@ export declare class PackStorage {
   load(scope: string): Promise<Array<[Buffer, Buffer]>>
   /** Loads several scopes in parallel; results in the same order. */
   loadMany(scopes: string[]): Promise<Array<Array<[Buffer, Buffer]>>>
-  /** One value (or `null`), reading at most one pack. */
+  /**
+   * One value (or `null`), reading at most one pack. A pack this instance
+   * has already opened is read on the calling thread (one block of at most
+   * 64 KiB is decoded); anything else runs on the worker pool.
+   */
   get(scope: string, key: Buffer | string): Promise<Buffer | null>
   /**
    * Records a copy of `value` for `key` in memory; `save()` persists it.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::bloom;
 use super::error::{Error, Result};
+use super::format::BLOCK_SIZE;
 use super::fs::{Blob, Fs, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
@@ -283,6 +284,42 @@ impl Store {
                 other => return other.map_err(missing_as_corrupt),
             }
         }
+    }
+
+    /// `get` answered from state this instance already holds, or `None` when
+    /// that is not enough and `get` (which may read files) must run instead.
+    /// Answers only for keys without unsaved updates, from the cached
+    /// manifest while its file is unchanged and from packs `get` has already
+    /// opened and verified, decoding at most one block of at most
+    /// `BLOCK_SIZE`: cheap enough to run on the caller's thread. Errors, too,
+    /// are left to `get`.
+    pub fn get_cached(&self, scope: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if self.check_open().is_err() || validate_scope(scope).is_err() {
+            return None;
+        }
+        if Overlay::lookup(scope, key, &self.inflight.lock().unwrap(), &self.pending).is_some() {
+            return None;
+        }
+        let manifest = self.unchanged_manifest()?;
+        let Some(meta) = manifest.scope(scope) else { return Some(None) };
+        let hash = bloom::key_hash(key);
+        for pack in meta.packs.iter().rev().filter(|p| bloom::may_contain(&p.bloom, hash)) {
+            let view = self.views.lock().unwrap().get(&pack.id).cloned()?;
+            if let Some(i) = view.find(key).filter(|&i| !pack.is_dead(i as u32)) {
+                if view.value_len(i) > BLOCK_SIZE as u64 {
+                    return None;
+                }
+                return view.read_value(i).ok().map(Some);
+            }
+        }
+        Some(None)
+    }
+
+    /// The cached manifest, if the file on disk is still the one it came from.
+    fn unchanged_manifest(&self) -> Option<Arc<Manifest>> {
+        let stamp = self.fs.stamp(&self.dir.join(manifest::MANIFEST_NAME)).ok()??;
+        let cache = self.manifest_cache.lock().unwrap();
+        cache.as_ref().filter(|c| c.stamp == Some(stamp)).map(|c| c.decoded.clone())
     }
 
     /// The unsaved state of `key`: `Some(None)` when removed, `None` when

@@ -396,6 +396,30 @@ fn sample_pack(compression: Compression) -> writer::EncodedPack {
 }
 
 #[test]
+fn get_cached_answers_only_from_verified_unchanged_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = open(opts(tmp.path()));
+    writer.set("s", b"k", b"v1").unwrap();
+    writer.set("s", b"other", b"x").unwrap();
+    writer.save().unwrap();
+    let reader = open(opts(tmp.path()));
+    assert_eq!(reader.get_cached("s", b"k"), None, "no pack open yet");
+    assert_eq!(reader.get("s", b"k").unwrap(), Some(b"v1".to_vec()));
+    assert_eq!(reader.get_cached("s", b"k"), Some(Some(b"v1".to_vec())));
+    assert_eq!(reader.get_cached("s", b"missing"), Some(None));
+    assert_eq!(reader.get_cached("unknown-scope", b"k"), Some(None));
+    // Another instance commits: the manifest file changed, so not from cache.
+    writer.set("s", b"k", b"v2").unwrap();
+    writer.save().unwrap();
+    assert_eq!(reader.get_cached("s", b"k"), None);
+    assert_eq!(reader.get("s", b"k").unwrap(), Some(b"v2".to_vec()));
+    // Unsaved updates are left to `get`.
+    reader.set("s", b"other", b"y").unwrap();
+    assert_eq!(reader.get_cached("s", b"other"), None);
+    assert_eq!(reader.get("s", b"other").unwrap(), Some(b"y".to_vec()));
+}
+
+#[test]
 fn find_locates_every_key_of_a_large_pack_and_no_other() {
     let keys: Vec<Vec<u8>> = (0..3000u32).map(|i| format!("/src/m{i}.js").into_bytes()).collect();
     let items: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), &k[..3])).collect();
