@@ -275,11 +275,10 @@ impl Store {
         if let Some(unsaved) = self.get_unsaved(scope, key)? {
             return Ok(unsaved);
         }
-        let hash = bloom::key_hash(key);
         let mut attempt = 0;
         loop {
             let manifest = self.read_manifest()?;
-            match self.get_committed(&manifest, scope, key, hash, attempt >= READ_RETRIES) {
+            match self.get_committed(&manifest, scope, key, attempt >= READ_RETRIES) {
                 Err(e) if e.is_not_found() && attempt < READ_RETRIES => attempt += 1,
                 other => return other.map_err(missing_as_corrupt),
             }
@@ -301,18 +300,12 @@ impl Store {
             return None;
         }
         let manifest = self.unchanged_manifest()?;
-        let Some(meta) = manifest.scope(scope) else { return Some(None) };
-        let hash = bloom::key_hash(key);
-        for pack in meta.packs.iter().rev().filter(|p| bloom::may_contain(&p.bloom, hash)) {
-            let view = self.views.lock().unwrap().get(&pack.id).cloned()?;
-            if let Some(i) = view.find(key).filter(|&i| !pack.is_dead(i as u32)) {
-                if view.value_len(i) > BLOCK_SIZE as u64 {
-                    return None;
-                }
-                return view.read_value(i).ok().map(Some);
-            }
+        let opened = |pack: &PackMeta| self.views.lock().unwrap().get(&pack.id).cloned().ok_or(());
+        match find_live(&manifest, scope, key, opened).ok()? {
+            Some((view, i)) if view.value_len(i) <= BLOCK_SIZE as u64 => view.read_value(i).ok().map(Some),
+            Some(_) => None,
+            None => Some(None),
         }
-        Some(None)
     }
 
     /// The cached manifest, if the file on disk is still the one it came from.
@@ -343,24 +336,13 @@ impl Store {
         manifest: &Manifest,
         scope: &str,
         key: &[u8],
-        hash: (u64, u64),
         final_attempt: bool,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(meta) = manifest.scope(scope) else {
-            return Ok(None);
-        };
-        for pack in meta.packs.iter().rev() {
-            if !bloom::may_contain(&pack.bloom, hash) {
-                continue;
-            }
-            let view = self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))?;
-            // A scope holds at most one live copy of a key; dead copies may
-            // sit in any pack, newer or older than the live one.
-            if let Some(i) = view.find(key).filter(|&i| !pack.is_dead(i as u32)) {
-                return view.read_value(i).map(Some);
-            }
+        let open = |pack: &PackMeta| self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt));
+        match find_live(manifest, scope, key, open)? {
+            Some((view, i)) => view.read_value(i).map(Some),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     fn cached_view(&self, meta: &PackMeta) -> Result<Arc<PackView>> {
@@ -496,6 +478,28 @@ impl Store {
     pub(crate) fn forget_views(&self) {
         self.views.lock().unwrap().clear();
     }
+}
+
+/// The live copy of `key` in `scope`: its pack's view and item. `open` gives
+/// the view of each pack whose Bloom filter may hold the key, newest first;
+/// its error ends the search.
+fn find_live<E>(
+    manifest: &Manifest,
+    scope: &str,
+    key: &[u8],
+    mut open: impl FnMut(&PackMeta) -> std::result::Result<Arc<PackView>, E>,
+) -> std::result::Result<Option<(Arc<PackView>, usize)>, E> {
+    let Some(meta) = manifest.scope(scope) else { return Ok(None) };
+    let hash = bloom::key_hash(key);
+    for pack in meta.packs.iter().rev().filter(|p| bloom::may_contain(&p.bloom, hash)) {
+        let view = open(pack)?;
+        // A scope holds at most one live copy of a key; dead copies may sit
+        // in any pack, newer or older than the live one.
+        if let Some(i) = view.find(key).filter(|&i| !pack.is_dead(i as u32)) {
+            return Ok(Some((view, i)));
+        }
+    }
+    Ok(None)
 }
 
 /// Opens a mapped pack and checks it against its manifest entry.
