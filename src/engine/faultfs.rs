@@ -92,6 +92,11 @@ impl Fs for FaultFs {
         self.inner.rename(from, to)
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op("link")?;
+        self.inner.hard_link(from, to)
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.op("remove")?;
         self.inner.remove_file(path)

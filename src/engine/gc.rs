@@ -1,8 +1,9 @@
 //! Garbage: packs no manifest references, temp files of interrupted saves,
-//! and whole version directories unused for longer than `expire`.
-//! Only names packcache itself creates are ever deleted.
+//! stage files of stores that are gone, and whole version directories unused
+//! for longer than `expire`. Only names packcache itself creates are ever
+//! deleted.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -10,16 +11,18 @@ use super::format::is_pack_file_name;
 use super::fs::Fs;
 use super::manifest::{Manifest, MANIFEST_NAME};
 use super::save::LOCK_NAME;
+use super::stage::{stage_file_owner, Spill};
 use super::store::{is_version_dir_name, Options};
 
 /// Deletes unreferenced packs and temp files in `dir`. Must run under the
 /// version's lock, after the commit: every save writes only under that lock,
-/// so no other writer can own a temp file here. Returns the packs removed.
-/// Failures are ignored: the next save tries again.
-pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> u32 {
-    let live: HashSet<String> =
-        manifest.scopes.iter().flat_map(|s| &s.packs).map(|p| p.file_name()).collect();
+/// so no other writer can own a temp file here. Stage files are removed when
+/// their owner's lock is free, or when they are `own` files no longer in use.
+/// Returns the packs removed. Failures are ignored: the next save tries again.
+pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest, own: Option<&Spill>) -> u32 {
+    let live: HashSet<String> = manifest.scopes.iter().flat_map(|s| &s.packs).map(|p| p.file_name()).collect();
     let Ok(entries) = fs.read_dir(dir) else { return 0 };
+    remove_dead_stage_files(fs, dir, &entries, own);
     let mut removed = 0;
     for entry in entries.iter().filter(|e| !e.is_dir) {
         let orphan_pack = is_pack_file_name(&entry.name) && !live.contains(&entry.name);
@@ -30,6 +33,44 @@ pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest) -> u32 {
         }
     }
     removed
+}
+
+/// Stage files (and lock files) of owners whose lock nobody holds: their
+/// store is gone, so nothing will ever link them. Of this store's own, the
+/// ones it no longer uses.
+fn remove_dead_stage_files(fs: &dyn Fs, dir: &Path, entries: &[super::fs::DirEntry], own: Option<&Spill>) {
+    let own_name = own.and_then(|s| s.owner());
+    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        let Some((owner, is_lock)) = stage_file_owner(&entry.name) else { continue };
+        match own {
+            Some(spill) if own_name == Some(owner) => {
+                if !is_lock && !spill.is_live(&entry.name) {
+                    let _ = fs.remove_file(&dir.join(&entry.name));
+                }
+            }
+            _ => owners.entry(owner).or_default().push(&entry.name),
+        }
+    }
+    for (owner, mut names) in owners {
+        let lock_name = format!("stage-{owner}.lock");
+        let Ok(Some(guard)) = fs.try_lock(&dir.join(&lock_name)) else { continue };
+        names.sort_by_key(|n| *n == lock_name); // the lock file last
+        for name in names {
+            let _ = fs.remove_file(&dir.join(name));
+        }
+        drop(guard);
+    }
+}
+
+/// `true` when a live store holds stage files in `dir`.
+fn has_live_stage_files(fs: &dyn Fs, dir: &Path) -> bool {
+    let Ok(entries) = fs.read_dir(dir) else { return false };
+    entries
+        .iter()
+        .filter_map(|e| stage_file_owner(&e.name))
+        .filter(|(_, is_lock)| *is_lock)
+        .any(|(owner, _)| !matches!(fs.try_lock(&dir.join(format!("stage-{owner}.lock"))), Ok(Some(_))))
 }
 
 /// Deletes sibling version directories whose manifest (or, without one, the
@@ -56,6 +97,9 @@ pub fn expire_versions(fs: &dyn Fs, opts: &Options, own_dir: &Path) -> u32 {
             continue;
         }
         let Ok(Some(lock)) = fs.try_lock(&dir.join(LOCK_NAME)) else { continue };
+        if has_live_stage_files(fs, &dir) {
+            continue; // a store is staging unsaved data here
+        }
         // The manifest goes first: a deletion cut short leaves an empty
         // version, not a manifest naming packs that are gone.
         let manifest = dir.join(MANIFEST_NAME);

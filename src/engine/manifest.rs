@@ -21,6 +21,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 use super::error::{Error, Result};
 use super::format::pack_file_name;
 use super::fs::Fs;
+use super::writer::EncodedPack;
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PCKMANI\0";
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -58,6 +59,19 @@ pub struct PackMeta {
 }
 
 impl PackMeta {
+    /// The entry of a freshly written pack: every item live.
+    pub fn of(pack: &EncodedPack) -> PackMeta {
+        PackMeta {
+            id: pack.id,
+            file_len: pack.file_len(),
+            items: pack.items,
+            raw_bytes: pack.raw_bytes,
+            dead: Vec::new(),
+            dead_bytes: 0,
+            bloom: pack.bloom.clone(),
+        }
+    }
+
     pub fn file_name(&self) -> String {
         pack_file_name(&self.id)
     }

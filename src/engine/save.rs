@@ -61,7 +61,7 @@ pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     stats.generation = live.generation;
     // Also on a save with nothing to commit: files an interrupted save left
     // behind never outlive the next successful save.
-    stats.packs_removed = gc::remove_orphans(fs, dir, &live);
+    stats.packs_removed = gc::remove_orphans(fs, dir, &live, store.spill());
     stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
     Ok(stats)
 }
@@ -141,9 +141,9 @@ fn merge(
         Job::Encode(pi, items) => {
             let pack = encode_pack(&plans[pi].name, generation, &items, store.opts.compression)?;
             write_pack(store, &pack)?;
-            Ok::<_, Error>((pi, pack_meta(&pack)))
+            Ok::<_, Error>((pi, PackMeta::of(&pack)))
         }
-        Job::Write(pi, staged, meta) => write_pack(store, &staged.pack).map(|()| (pi, meta.clone())),
+        Job::Write(pi, staged, meta) => write_staged(store, staged).map(|()| (pi, meta.clone())),
     });
     if store.opts.fsync {
         store.fs.sync_dir(store.dir()).map_err(|e| Error::io("fsync", store.dir(), e))?;
@@ -167,23 +167,37 @@ fn merge(
     Ok(Manifest { generation, version: store.opts.version.clone(), scopes })
 }
 
-fn pack_meta(pack: &EncodedPack) -> PackMeta {
-    PackMeta {
-        id: pack.id,
-        file_len: pack.file_len(),
-        items: pack.items,
-        raw_bytes: pack.raw_bytes,
-        dead: Vec::new(),
-        dead_bytes: 0,
-        bloom: pack.bloom.clone(),
-    }
-}
-
 /// Writes `<id>.pack` through a temp file (a crash leaves only a temp file,
 /// removed by the next save).
 fn write_pack(store: &Store, pack: &EncodedPack) -> Result<()> {
     let name = super::format::pack_file_name(&pack.id);
     super::write_into_place(&*store.fs, store.dir(), &name, &pack.parts(), store.opts.fsync)
+}
+
+/// Puts a staged pack under its pack name: a hard link to its stage file
+/// (the stage file stays until the chunk is dropped, so a failed save can
+/// link it again), or a write when it is in memory or links fail.
+fn write_staged(store: &Store, staged: &Staged) -> Result<()> {
+    if let Some(pack) = staged.in_memory() {
+        return write_pack(store, pack);
+    }
+    let (fs, name) = (&*store.fs, staged.meta.file_name());
+    let stage_path = staged.file().ok_or_else(|| Error::Internal("a staged pack with no bytes".into()))?;
+    let path = store.dir().join(&name);
+    match fs.hard_link(stage_path, &path) {
+        Ok(()) => return Ok(()),
+        // Under the lock, a file of this name is left from an earlier try
+        // (packs are named by the hash of their bytes); replaced, in case
+        // a crash tore it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if fs.remove_file(&path).is_ok() && fs.hard_link(stage_path, &path).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(_) => {} // e.g. a file system without hard links
+    }
+    let bytes = fs.read_file(stage_path).map_err(|e| Error::io("read", stage_path, e))?;
+    super::write_into_place(fs, store.dir(), &name, &[&bytes], store.opts.fsync)
 }
 
 /// Marks the committed copies of updated keys dead, finishes the staged
@@ -256,7 +270,7 @@ fn staged_packs(updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> 
         for item in group.items {
             live[staged.pack_item(item)? as usize] = true;
         }
-        let mut meta = pack_meta(&staged.pack);
+        let mut meta = staged.meta.clone();
         for (i, _) in live.iter().enumerate().filter(|(_, l)| !**l) {
             meta.dead.push(i as u32);
             meta.dead_bytes += staged.sizes[i];

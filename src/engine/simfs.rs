@@ -207,6 +207,16 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.op()?;
+        let id = *s.current.get(from).ok_or_else(|| not_found(from))?;
+        if s.current.contains_key(to) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", to.display())));
+        }
+        Self::record(&mut s, NsOp::Link(to.to_path_buf(), id));
+        Ok(())
+    }
+
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut s = self.op()?;
         if !s.current.contains_key(path) {

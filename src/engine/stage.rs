@@ -3,22 +3,25 @@
 //! a small pool of reused buffers, so a build's sets copy into memory that is
 //! already mapped instead of allocating (and faulting in) memory per value.
 //! A full chunk is encoded into a pack on a background thread while later
-//! sets arrive, and its buffer goes back to the pool; `save` then writes
-//! packs that are mostly encoded already.
+//! sets arrive, written to a stage file of this store (see [`Spill`]), and
+//! its buffers go back to the pool; `save` then links the staged files into
+//! place instead of writing everything at the end.
 //!
 //! Invariant: a chunk's pack never holds a key twice. While a chunk is still
 //! raw, an item whose key is set again or removed is marked superseded and
 //! left out of the pack; items superseded after encoding are marked dead in
 //! the manifest by the save, like any overwritten item.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use super::error::{Error, Result};
-use super::fs::Blob;
+use super::fs::{Blob, Fs, LockGuard};
 use super::load::PairBuf;
+use super::manifest::PackMeta;
 use super::reader::{Body, PackView, Verify};
 use super::writer::{encode_pack_in, item_size, Compression, EncodedPack};
 
@@ -29,13 +32,122 @@ const POOL_MAX_CAPACITY: usize = 16 << 20;
 const FRESH_CAPACITY: usize = 64 << 10;
 
 /// What a chunk becomes a pack with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StageConfig {
     pub compression: Compression,
     /// Raw bytes (keys + values) at which a chunk is sealed.
     pub pack_size: u64,
     /// Recorded in the pack header (informational).
     pub generation: u64,
+    /// Where packs encoded in the background go; `None`: they stay in memory.
+    pub spill: Option<Arc<Spill>>,
+}
+
+/// Stage files: packs encoded before their save, kept on disk instead of in
+/// memory. Each store that spills claims an owner name and holds the lock
+/// file `stage-<owner>.lock` for as long as it lives; its packs are
+/// `stage-<owner>-<n>.pack`. A save links a staged file to its pack name
+/// (the stage file itself goes when the chunk is dropped), and garbage
+/// collection deletes only stage files whose owner's lock is free, i.e.
+/// whose process is gone.
+pub struct Spill {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    sync: bool,
+    /// Claimed on the first spill; `None` when that failed (chunks then stay
+    /// in memory, as without a spill).
+    owner: OnceLock<Option<Owner>>,
+    /// Names of this store's stage files still in use: any other file of
+    /// its own is a leftover (a failed removal) that GC may delete.
+    live: Mutex<HashSet<String>>,
+}
+
+struct Owner {
+    name: String,
+    lock: Mutex<Option<Box<dyn LockGuard>>>,
+    next: AtomicU64,
+}
+
+impl Spill {
+    pub fn new(fs: Arc<dyn Fs>, dir: &Path, sync: bool) -> Spill {
+        Spill { fs, dir: dir.to_owned(), sync, owner: OnceLock::new(), live: Mutex::default() }
+    }
+
+    /// Whether this store still uses its stage file `name`.
+    pub fn is_live(&self, name: &str) -> bool {
+        self.live.lock().unwrap().contains(name)
+    }
+
+    /// The name this store's stage files carry, once it has written one.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.get().and_then(|o| o.as_ref()).map(|o| o.name.as_str())
+    }
+
+    fn claim(&self) -> Option<Owner> {
+        self.fs.create_dir_all(&self.dir).ok()?;
+        let name = fresh_owner_name();
+        let lock = self.fs.try_lock(&self.dir.join(stage_lock_name(&name))).ok()??;
+        Some(Owner { name, lock: Mutex::new(Some(lock)), next: AtomicU64::new(0) })
+    }
+
+    /// Writes `pack` to a new stage file; `None` when it cannot be written.
+    fn write(&self, pack: &EncodedPack) -> Option<PathBuf> {
+        let owner = self.owner.get_or_init(|| self.claim()).as_ref()?;
+        let n = owner.next.fetch_add(1, Ordering::Relaxed);
+        let name = format!("stage-{}-{n}.pack", owner.name);
+        let path = self.dir.join(&name);
+        self.live.lock().unwrap().insert(name.clone());
+        if self.fs.write_file(&path, &pack.parts(), self.sync).is_err() {
+            self.discard(&path);
+            return None;
+        }
+        Some(path)
+    }
+
+    fn discard(&self, path: &Path) {
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            self.live.lock().unwrap().remove(name);
+        }
+        let _ = self.fs.remove_file(path);
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        // Every staged pack holds the spill, so its files are gone by now.
+        if let Some(Some(owner)) = self.owner.get() {
+            let _ = self.fs.remove_file(&self.dir.join(stage_lock_name(&owner.name)));
+            owner.lock.lock().unwrap().take();
+        }
+    }
+}
+
+fn stage_lock_name(owner: &str) -> String {
+    format!("stage-{owner}.lock")
+}
+
+/// 16 hex digits, unique across processes in practice: a hash of the
+/// process id, the time and a per-process counter.
+fn fresh_owner_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = blake3::Hasher::new();
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    h.finalize().to_hex()[..16].to_owned()
+}
+
+/// The owner of a stage file or lock (`stage-<owner>-<n>.pack`,
+/// `stage-<owner>.lock`), and whether `name` is the lock.
+pub fn stage_file_owner(name: &str) -> Option<(&str, bool)> {
+    let rest = name.strip_prefix("stage-")?;
+    let is_hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if let Some(owner) = rest.strip_suffix(".lock") {
+        return is_hex(owner).then_some((owner, true));
+    }
+    let (owner, n) = rest.strip_suffix(".pack")?.split_once('-')?;
+    (is_hex(owner) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((owner, false))
 }
 
 /// One staged value: item `item` of `chunk`.
@@ -91,9 +203,11 @@ impl Raw {
     }
 }
 
-/// A chunk encoded into a pack (not yet written anywhere).
+/// A chunk encoded into a pack, not yet committed.
 pub struct Staged {
-    pub pack: EncodedPack,
+    /// The pack's manifest entry, every item live.
+    pub meta: PackMeta,
+    place: Place,
     /// Index in the pack of each chunk item; `None` for superseded ones.
     pub slot: Vec<Option<u32>>,
     /// Raw size of each pack item.
@@ -101,7 +215,37 @@ pub struct Staged {
     view: OnceLock<std::result::Result<Arc<PackView>, String>>,
 }
 
+enum Place {
+    Memory(EncodedPack),
+    /// A stage file (removed when the `Staged` is dropped).
+    File(PathBuf, Arc<Spill>),
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Place::File(path, spill) = &self.place {
+            spill.discard(path);
+        }
+    }
+}
+
 impl Staged {
+    /// The encoded pack when it is held in memory.
+    pub fn in_memory(&self) -> Option<&EncodedPack> {
+        match &self.place {
+            Place::Memory(pack) => Some(pack),
+            Place::File(..) => None,
+        }
+    }
+
+    /// The stage file holding the pack, when it was spilled.
+    pub fn file(&self) -> Option<&Path> {
+        match &self.place {
+            Place::Memory(_) => None,
+            Place::File(path, _) => Some(path),
+        }
+    }
+
     /// Where a chunk item landed in the pack.
     pub fn pack_item(&self, item: u32) -> Result<u32> {
         self.slot[item as usize].ok_or_else(|| Error::Internal("read of a superseded staged value".into()))
@@ -112,8 +256,14 @@ impl Staged {
     pub fn view(&self) -> Result<Arc<PackView>> {
         self.view
             .get_or_init(|| {
-                let blob: Blob = Arc::new(self.pack.to_bytes());
-                PackView::open(blob, &self.pack.id, Verify::IndexOnly).map(Arc::new).map_err(|e| e.to_string())
+                // A stage file could have been damaged on disk: check it all.
+                let (blob, verify): (Blob, _) = match &self.place {
+                    Place::Memory(pack) => (Arc::new(pack.to_bytes()), Verify::IndexOnly),
+                    Place::File(path, spill) => {
+                        (spill.fs.map_file_whole(path).map_err(|e| e.to_string())?, Verify::Full)
+                    }
+                };
+                PackView::open(blob, &self.meta.id, verify).map(Arc::new).map_err(|e| e.to_string())
             })
             .clone()
             .map_err(|why| Error::Internal(format!("a staged pack does not read back: {why}")))
@@ -146,7 +296,7 @@ pub struct Chunk {
 
 impl Chunk {
     fn new(scope: &str, config: StageConfig) -> Arc<Chunk> {
-        let values = pool().lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY));
+        let values = take_buffer();
         let raw = Raw { values, keys: Vec::new(), ends: Vec::new(), superseded: Vec::new() };
         Arc::new(Chunk { scope: scope.to_owned(), config, state: Mutex::new(State::Raw(raw)), done: Condvar::new() })
     }
@@ -176,8 +326,20 @@ impl Chunk {
         }
     }
 
-    /// The encoded pack, encoding it on this thread if nobody has started.
+    /// The encoded pack, encoding it on this thread if nobody has started
+    /// (kept in memory: the caller is about to use it).
     pub fn encoded(&self) -> Result<Arc<Staged>> {
+        self.encoded_as(false)
+    }
+
+    /// Encodes the chunk ahead of its save and, when the store spills,
+    /// moves the pack to a stage file.
+    fn encode_ahead(&self) {
+        // An error is kept in the chunk and reported by the save.
+        drop(self.encoded_as(true));
+    }
+
+    fn encoded_as(&self, spill: bool) -> Result<Arc<Staged>> {
         let mut state = self.state.lock().unwrap();
         loop {
             match &*state {
@@ -188,7 +350,7 @@ impl Chunk {
         }
         let State::Raw(raw) = std::mem::replace(&mut *state, State::Encoding) else { unreachable!() };
         drop(state);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&raw)))
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&raw, spill)))
             .unwrap_or_else(|p| Err(Error::Internal(super::store::panic_message(&p))));
         let mut state = self.state.lock().unwrap();
         let spent = match &result {
@@ -210,7 +372,7 @@ impl Chunk {
         result
     }
 
-    fn encode(&self, raw: &Raw) -> Result<Arc<Staged>> {
+    fn encode(&self, raw: &Raw, spill: bool) -> Result<Arc<Staged>> {
         let mut slot = Vec::with_capacity(raw.ends.len());
         let mut items = Vec::with_capacity(raw.ends.len());
         let mut sizes = Vec::with_capacity(raw.ends.len());
@@ -223,8 +385,19 @@ impl Chunk {
             items.push((raw.key(i), raw.value(i)));
             sizes.push(item_size(raw.key(i), raw.value(i)));
         }
-        let pack = encode_pack_in(&self.scope, self.config.generation, &items, self.config.compression, &raw.values)?;
-        Ok(Arc::new(Staged { pack, slot, sizes, view: OnceLock::new() }))
+        let spill = self.config.spill.as_ref().filter(|_| spill);
+        let reuse = if spill.is_some() { take_buffer() } else { Vec::new() };
+        let c = &self.config;
+        let pack = encode_pack_in(&self.scope, c.generation, &items, c.compression, &raw.values, reuse)?;
+        let meta = PackMeta::of(&pack);
+        let place = match spill.and_then(|s| Some(Place::File(s.write(&pack)?, s.clone()))) {
+            Some(file) => {
+                recycle(pack.body);
+                file
+            }
+            None => Place::Memory(pack),
+        };
+        Ok(Arc::new(Staged { meta, place, slot, sizes, view: OnceLock::new() }))
     }
 
     /// Calls `f(n, bytes)` with the value of each `items[n]`, reading the
@@ -338,6 +511,10 @@ fn pool() -> &'static Mutex<Vec<Vec<u8>>> {
     POOL.get_or_init(|| Mutex::new(Vec::new()))
 }
 
+fn take_buffer() -> Vec<u8> {
+    pool().lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY))
+}
+
 fn recycle(mut data: Vec<u8>) {
     if data.capacity() > POOL_MAX_CAPACITY {
         return;
@@ -369,8 +546,7 @@ pub fn encode_later(chunk: Arc<Chunk>) {
                 let next = rx.lock().unwrap().recv();
                 let Ok(chunk) = next else { break };
                 QUEUED.fetch_sub(1, Ordering::AcqRel);
-                // An error is kept in the chunk and reported by the save.
-                drop(chunk.encoded());
+                chunk.encode_ahead();
             });
             if spawned.is_err() {
                 return None; // no threads: chunks are encoded by the save instead
@@ -381,7 +557,7 @@ pub fn encode_later(chunk: Arc<Chunk>) {
     let Some(tx) = queue else { return };
     if QUEUED.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
         QUEUED.fetch_sub(1, Ordering::AcqRel);
-        drop(chunk.encoded());
+        chunk.encode_ahead();
         return;
     }
     if tx.lock().unwrap().send(chunk).is_err() {
@@ -394,7 +570,7 @@ mod tests {
     use super::*;
 
     fn config(pack_size: u64) -> StageConfig {
-        StageConfig { compression: Compression::Zstd(1), pack_size, generation: 1 }
+        StageConfig { compression: Compression::Zstd(1), pack_size, generation: 1, spill: None }
     }
 
     #[test]
@@ -405,7 +581,7 @@ mod tests {
         let (second, _) = stager.push("s", b"k", b"new value", &config(1 << 20));
         assert!(Arc::ptr_eq(&first.chunk, &second.chunk), "one open chunk");
         let staged = second.chunk.encoded().unwrap();
-        assert_eq!(staged.pack.items, 1);
+        assert_eq!(staged.meta.items, 1);
         assert_eq!(staged.slot, vec![None, Some(0)]);
         assert_eq!(second.to_vec().unwrap(), Some(b"new value".to_vec()));
         assert_eq!(first.to_vec().unwrap(), None, "a superseded value reads as stale, never as other bytes");

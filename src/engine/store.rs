@@ -14,7 +14,7 @@ use super::format::BLOCK_SIZE;
 use super::fs::{Blob, Fs, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
-use super::stage::StageConfig;
+use super::stage::{Spill, StageConfig};
 use super::updates::{Batch, Overlay, Pending};
 use super::writer::Compression;
 
@@ -94,6 +94,8 @@ pub struct Store {
     touched: AtomicBool,
     /// Newest committed generation seen (for the header of staged packs).
     seen_generation: AtomicU64,
+    /// Stage files of packs encoded before their save (not when readonly).
+    spill: Option<Arc<Spill>>,
 }
 
 /// Directory of one version under the root: the version string is hashed, so
@@ -158,6 +160,7 @@ impl Store {
             ));
         }
         let dir = opts.root.join(version_dir_name(&opts.version));
+        let spill = (!opts.readonly).then(|| Arc::new(Spill::new(fs.clone(), &dir, opts.fsync)));
         Ok(Store {
             opts,
             fs,
@@ -173,6 +176,7 @@ impl Store {
             closed: AtomicBool::new(false),
             touched: AtomicBool::new(false),
             seen_generation: AtomicU64::new(0),
+            spill,
         })
     }
 
@@ -208,6 +212,7 @@ impl Store {
             compression: self.opts.compression,
             pack_size: self.opts.pack_size,
             generation: self.seen_generation.load(Ordering::Relaxed) + 1,
+            spill: self.spill.clone(),
         };
         self.pending.set(scope, key, value, &config);
         Ok(())
@@ -473,6 +478,11 @@ impl Store {
             Verify::IndexOnly => self.fs.map_file(&path),
         };
         view_of(blob.map_err(|e| Error::io("open", &path, e))?, meta, verify)
+    }
+
+    /// This store's stage files, if it may have any.
+    pub(crate) fn spill(&self) -> Option<&Spill> {
+        self.spill.as_deref()
     }
 
     pub(crate) fn forget_views(&self) {

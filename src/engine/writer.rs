@@ -50,18 +50,20 @@ pub fn encode_pack(
     items: &[(&[u8], &[u8])],
     compression: Compression,
 ) -> Result<EncodedPack> {
-    encode_pack_in(scope, generation, items, compression, &[])
+    encode_pack_in(scope, generation, items, compression, &[], Vec::new())
 }
 
 /// `encode_pack` for items whose values lie in `values`, back to back: each
 /// block is compressed straight from that buffer instead of a copy (blocks
-/// with a gap, or values elsewhere, are copied as usual).
+/// with a gap, or values elsewhere, are copied as usual). The body is written
+/// into `reuse` (cleared first), so a caller can recycle buffers.
 pub fn encode_pack_in(
     scope: &str,
     generation: u64,
     items: &[(&[u8], &[u8])],
     compression: Compression,
     values: &[u8],
+    reuse: Vec<u8>,
 ) -> Result<EncodedPack> {
     let count = u32::try_from(items.len()).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
     let mut index = PackIndex::default();
@@ -77,7 +79,7 @@ pub fn encode_pack_in(
     for (key, _) in items {
         index.keys.extend_from_slice(key);
     }
-    let body = encode_body(items, value_end as usize, compression, &mut index, values)?;
+    let body = encode_body(items, value_end as usize, compression, &mut index, values, reuse)?;
     let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&index)
         .map_err(|e| Error::Internal(format!("index serialization failed: {e}")))?;
 
@@ -118,8 +120,10 @@ fn encode_body(
     compression: Compression,
     index: &mut PackIndex,
     parent: &[u8],
+    mut body: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let mut body = Vec::with_capacity(raw_len + BLOCK_SIZE);
+    body.clear();
+    body.reserve(raw_len + BLOCK_SIZE);
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
     let mut compressor = match compression {
         Compression::Zstd(level) => {
@@ -216,7 +220,7 @@ mod tests {
             (0..400).filter(|&i| i != 10).map(|i| (keys[i].as_slice(), slices[i])).collect();
         for compression in [Compression::None, Compression::Zstd(1)] {
             let copied = encode_pack("s", 1, &items, compression).unwrap();
-            let in_place = encode_pack_in("s", 1, &items, compression, &values).unwrap();
+            let in_place = encode_pack_in("s", 1, &items, compression, &values, Vec::new()).unwrap();
             assert_eq!(in_place.to_bytes(), copied.to_bytes());
             assert!(run_in(&values, &items[20..30]).is_some() && run_in(&values, &items[5..15]).is_none());
         }

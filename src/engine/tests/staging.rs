@@ -94,3 +94,93 @@ fn a_set_after_save_began_is_not_in_that_save() {
     let reopened = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
     assert_eq!(reopened.get("s", b"k").unwrap(), Some(b"second".to_vec()));
 }
+
+fn stage_files(dir: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("stage-") && n.ends_with(".pack"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits (up to 20 s) for the background encoders to spill `at_least` files.
+fn wait_for_stage_files(dir: &std::path::Path, at_least: usize) -> Vec<String> {
+    for _ in 0..2000 {
+        let names = stage_files(dir);
+        if names.len() >= at_least {
+            return names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no stage files appeared in {}", dir.display());
+}
+
+fn fill_chunks(store: &Store, models: &mut BTreeMap<String, Model>, scope: &str, seed: u64) {
+    for i in 0..200u64 {
+        apply(store, models, scope, format!("k{i}"), Some(noise(i * 7 + seed, 100 + (i as usize % 50))));
+    }
+}
+
+#[test]
+fn a_live_stores_stage_files_survive_another_stores_save_and_are_linked_by_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    let mut models = BTreeMap::new();
+    fill_chunks(&a, &mut models, "a", 1);
+    let spilled = wait_for_stage_files(a.dir(), 3);
+    // Another store (as another process would) saves and collects garbage.
+    let b = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    apply(&b, &mut models, "b", "only".into(), Some(b"from b".to_vec()));
+    b.save().unwrap();
+    let after_b = stage_files(a.dir());
+    assert!(spilled.iter().all(|n| after_b.contains(n)), "b's save deleted a's stage files: {spilled:?} → {after_b:?}");
+    check_reads(&a, &BTreeMap::from([("a".to_string(), models["a"].clone())]), "unsaved, spilled");
+    a.save().unwrap();
+    assert_eq!(stage_files(a.dir()), Vec::<String>::new(), "stage files outlived the save that committed them");
+    let reopened = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    check_reads(&reopened, &models, "reopened");
+    check_packs(&reopened, &models);
+}
+
+#[test]
+fn stage_files_of_a_store_that_is_gone_are_removed_by_the_next_save() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    store.set("s", b"k", b"v").unwrap();
+    store.save().unwrap();
+    // What a killed process leaves: its stage files and an unlocked lock file.
+    let dir = store.dir().to_path_buf();
+    for name in ["stage-00112233aabbccdd-0.pack", "stage-00112233aabbccdd-7.pack", "stage-00112233aabbccdd.lock"] {
+        std::fs::write(dir.join(name), b"left behind").unwrap();
+    }
+    std::fs::write(dir.join("stage-notours.pack"), b"foreign").unwrap();
+    store.set("s", b"k2", b"v2").unwrap();
+    store.save().unwrap();
+    let mut left: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.retain(|n| n.starts_with("stage-"));
+    assert_eq!(left, vec!["stage-notours.pack".to_string()], "only names packcache creates are deleted");
+    assert_eq!(store.get("s", b"k2").unwrap().as_deref(), Some(&b"v2"[..]));
+}
+
+#[test]
+fn a_failed_save_keeps_spilled_chunks_for_the_next_save() {
+    use super::super::faultfs::{FaultFs, FaultMode};
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FaultFs::healthy();
+    let store = Store::open(options(tmp.path()), fs.clone()).unwrap();
+    let mut models = BTreeMap::new();
+    fill_chunks(&store, &mut models, "a", 2);
+    let spilled = wait_for_stage_files(store.dir(), 3);
+    fs.arm(0, FaultMode::Persistent, std::io::ErrorKind::StorageFull);
+    assert_eq!(store.save().unwrap_err().code(), "PACKCACHE_IO");
+    fs.disarm();
+    let kept = stage_files(store.dir());
+    assert!(spilled.iter().all(|n| kept.contains(n)), "a failed save lost stage files: {spilled:?} → {kept:?}");
+    store.save().unwrap();
+    let reopened = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    check_reads(&reopened, &models, "after the retry");
+    assert_eq!(stage_files(store.dir()), Vec::<String>::new());
+}
