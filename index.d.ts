@@ -34,10 +34,11 @@ export declare class PackStorage {
    */
   get(scope: string, key: Buffer | string): Promise<Buffer | null>
   /**
-   * Records a copy of `value` for `key` in memory; `save()` persists it.
-   * No I/O. Pairs are staged in chunks of about `packSize` bytes that are
-   * compressed in the background as they fill; when the background falls
-   * behind, the `set` that fills a chunk compresses it itself (a few ms).
+   * Records a copy of `value` for `key`; `save()` persists it. Pairs are
+   * staged in chunks of about `packSize` bytes that are compressed and
+   * written to a stage file in the background as they fill (unsaved data
+   * does not stay in memory); when the background falls behind, the `set`
+   * that fills a chunk does that itself (a few ms).
    */
   set(scope: string, key: Buffer | string, value: Buffer | Uint8Array): void
   /** Records the removal of `key` in memory; `save()` persists it. No I/O. */

@@ -134,3 +134,50 @@ test('an unreadable root is a clear PACKCACHE_IO error (as an unprivileged user)
   assert.equal(r.stdout.trim(), 'PACKCACHE_IO', r.stderr)
   assert.deepEqual(fs.readdirSync(root), [])
 })
+
+/** Starts a stager child and waits until it reports its stage files. */
+async function stager(root, who) {
+  const child = spawnChild('stager.mjs', [root, who], 'pipe')
+  while (!/staged .*\n/.test(child.out)) {
+    const exited = await Promise.race([child.done, new Promise((r) => setTimeout(() => r(null), 20))])
+    assert.equal(exited, null, `stager exited early: ${child.err}`)
+  }
+  const files = child.out.match(/staged (.*)\n/)[1].split(' ').filter(Boolean)
+  assert.ok(files.length > 0, 'the child staged no file')
+  return { child, files }
+}
+
+const stageFilesIn = (root) =>
+  fs.readdirSync(root).flatMap((d) => fs.readdirSync(path.join(root, d)).filter((f) => f.startsWith('stage-')))
+
+test("a live process's stage files survive another process's save, and its own save commits them", async (t) => {
+  const root = tempRoot(t)
+  const { child, files } = await stager(root, 'a')
+  const other = new PackStorage({ root, version: 'stage' })
+  other.set('other', 'k', Buffer.from('v'))
+  await other.save()
+  const left = stageFilesIn(root)
+  for (const f of files) assert.ok(left.includes(f), `${f} was deleted while its process lived`)
+  child.stdin.write('save\n')
+  assert.equal((await child.done).code, 0, child.err)
+  assert.deepEqual(stageFilesIn(root), [], 'stage files outlived the process that committed them')
+  const pairs = await other.load('build')
+  assert.equal(pairs.length, 200)
+  for (const [k, v] of pairs) assert.ok(v.equals(Buffer.alloc(8192, `${k.toString().replace('/', ':')};`)), `value of ${k}`)
+  await other.close()
+})
+
+test("a killed process's stage files are removed by the next save, and its unsaved data never appears", async (t) => {
+  const root = tempRoot(t)
+  const { child, files } = await stager(root, 'k')
+  child.kill('SIGKILL')
+  await child.done
+  assert.ok(stageFilesIn(root).some((f) => files.includes(f)), 'the killed process left its stage files')
+  const s = new PackStorage({ root, version: 'stage' })
+  s.set('other', 'k', Buffer.from('v'))
+  await s.save()
+  assert.deepEqual(stageFilesIn(root), [], 'stage files of a dead process survived a save')
+  assert.deepEqual(await s.load('build'), [])
+  assert.equal((await s.get('other', 'k')).toString(), 'v')
+  await s.close()
+})

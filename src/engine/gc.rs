@@ -39,26 +39,26 @@ pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest, own: Option<
 /// store is gone, so nothing will ever link them. Of this store's own, the
 /// ones it no longer uses.
 fn remove_dead_stage_files(fs: &dyn Fs, dir: &Path, entries: &[super::fs::DirEntry], own: Option<&Spill>) {
-    let own_name = own.and_then(|s| s.owner());
+    let own = own.and_then(|s| s.current());
     let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for entry in entries.iter().filter(|e| !e.is_dir) {
         let Some((owner, is_lock)) = stage_file_owner(&entry.name) else { continue };
-        match own {
-            Some(spill) if own_name == Some(owner) => {
-                if !is_lock && !spill.is_live(&entry.name) {
+        match &own {
+            Some((name, live)) if name == owner => {
+                if !is_lock && !live.contains(&entry.name) {
                     let _ = fs.remove_file(&dir.join(&entry.name));
                 }
             }
-            _ => owners.entry(owner).or_default().push(&entry.name),
+            _ => owners.entry(owner).or_default().extend((!is_lock).then_some(entry.name.as_str())),
         }
     }
-    for (owner, mut names) in owners {
-        let lock_name = format!("stage-{owner}.lock");
-        let Ok(Some(guard)) = fs.try_lock(&dir.join(&lock_name)) else { continue };
-        names.sort_by_key(|n| *n == lock_name); // the lock file last
+    for (owner, names) in owners {
+        let lock = dir.join(format!("stage-{owner}.lock"));
+        let Ok(Some(guard)) = fs.try_lock(&lock) else { continue };
         for name in names {
             let _ = fs.remove_file(&dir.join(name));
         }
+        let _ = fs.remove_file(&lock); // last: it also marks the files as taken
         drop(guard);
     }
 }

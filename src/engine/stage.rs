@@ -44,59 +44,73 @@ pub struct StageConfig {
 }
 
 /// Stage files: packs encoded before their save, kept on disk instead of in
-/// memory. Each store that spills claims an owner name and holds the lock
-/// file `stage-<owner>.lock` for as long as it lives; its packs are
-/// `stage-<owner>-<n>.pack`. A save links a staged file to its pack name
-/// (the stage file itself goes when the chunk is dropped), and garbage
+/// memory. A store that spills claims an owner name and holds the lock file
+/// `stage-<owner>.lock` while it has stage files (`stage-<owner>-<n>.pack`);
+/// when its last one goes, it deletes the lock file and lets go, so a build
+/// that saved leaves nothing behind. A save links a staged file to its pack
+/// name (the stage file goes when its chunk is dropped), and garbage
 /// collection deletes only stage files whose owner's lock is free, i.e.
-/// whose process is gone.
+/// whose store is gone.
 pub struct Spill {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     sync: bool,
-    /// Claimed on the first spill; `None` when that failed (chunks then stay
-    /// in memory, as without a spill).
-    owner: OnceLock<Option<Owner>>,
-    /// Names of this store's stage files still in use: any other file of
-    /// its own is a leftover (a failed removal) that GC may delete.
-    live: Mutex<HashSet<String>>,
+    owner: Mutex<OwnerState>,
+}
+
+enum OwnerState {
+    None,
+    Claimed(Owner),
+    /// Claiming failed once (e.g. a read-only disk): chunks stay in memory.
+    Failed,
 }
 
 struct Owner {
     name: String,
-    lock: Mutex<Option<Box<dyn LockGuard>>>,
-    next: AtomicU64,
+    /// Dropping it releases the lock.
+    _lock: Box<dyn LockGuard>,
+    next: u64,
+    /// Stage files in use: any other file of this owner is a leftover (a
+    /// failed removal) that GC may delete.
+    live: HashSet<String>,
 }
 
 impl Spill {
     pub fn new(fs: Arc<dyn Fs>, dir: &Path, sync: bool) -> Spill {
-        Spill { fs, dir: dir.to_owned(), sync, owner: OnceLock::new(), live: Mutex::default() }
+        Spill { fs, dir: dir.to_owned(), sync, owner: Mutex::new(OwnerState::None) }
     }
 
-    /// Whether this store still uses its stage file `name`.
-    pub fn is_live(&self, name: &str) -> bool {
-        self.live.lock().unwrap().contains(name)
-    }
-
-    /// The name this store's stage files carry, once it has written one.
-    pub fn owner(&self) -> Option<&str> {
-        self.owner.get().and_then(|o| o.as_ref()).map(|o| o.name.as_str())
+    /// The owner name of this store's stage files now, and a test of which
+    /// of its files are still in use (for GC, which must keep those).
+    pub fn current(&self) -> Option<(String, HashSet<String>)> {
+        match &*self.owner.lock().unwrap() {
+            OwnerState::Claimed(o) => Some((o.name.clone(), o.live.clone())),
+            _ => None,
+        }
     }
 
     fn claim(&self) -> Option<Owner> {
         self.fs.create_dir_all(&self.dir).ok()?;
         let name = fresh_owner_name();
         let lock = self.fs.try_lock(&self.dir.join(stage_lock_name(&name))).ok()??;
-        Some(Owner { name, lock: Mutex::new(Some(lock)), next: AtomicU64::new(0) })
+        Some(Owner { name, _lock: lock, next: 0, live: HashSet::new() })
     }
 
     /// Writes `pack` to a new stage file; `None` when it cannot be written.
     fn write(&self, pack: &EncodedPack) -> Option<PathBuf> {
-        let owner = self.owner.get_or_init(|| self.claim()).as_ref()?;
-        let n = owner.next.fetch_add(1, Ordering::Relaxed);
-        let name = format!("stage-{}-{n}.pack", owner.name);
-        let path = self.dir.join(&name);
-        self.live.lock().unwrap().insert(name.clone());
+        let path = {
+            let mut state = self.owner.lock().unwrap();
+            if matches!(*state, OwnerState::None) {
+                *state = self.claim().map_or(OwnerState::Failed, OwnerState::Claimed);
+            }
+            let OwnerState::Claimed(owner) = &mut *state else { return None };
+            let name = format!("stage-{}-{}.pack", owner.name, owner.next);
+            owner.next += 1;
+            owner.live.insert(name.clone());
+            self.dir.join(name)
+        };
+        // Outside the lock: encoders write in parallel. The name is live, so
+        // neither GC nor a release can take it meanwhile.
         if self.fs.write_file(&path, &pack.parts(), self.sync).is_err() {
             self.discard(&path);
             return None;
@@ -104,20 +118,18 @@ impl Spill {
         Some(path)
     }
 
+    /// Deletes a stage file no longer needed; with the owner's last one
+    /// gone, deletes its lock file and releases the lock.
     fn discard(&self, path: &Path) {
-        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-            self.live.lock().unwrap().remove(name);
-        }
         let _ = self.fs.remove_file(path);
-    }
-}
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        // Every staged pack holds the spill, so its files are gone by now.
-        if let Some(Some(owner)) = self.owner.get() {
+        let mut state = self.owner.lock().unwrap();
+        let OwnerState::Claimed(owner) = &mut *state else { return };
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            owner.live.remove(name);
+        }
+        if owner.live.is_empty() {
             let _ = self.fs.remove_file(&self.dir.join(stage_lock_name(&owner.name)));
-            owner.lock.lock().unwrap().take();
+            *state = OwnerState::None;
         }
     }
 }
