@@ -1,7 +1,9 @@
 //! The hash of keys in memory-only tables (update maps, `get`'s per-pack
 //! lookup table). Never stored: it may change freely.
 
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::ops::Deref;
 
 pub type KeyHash = BuildHasherDefault<KeyHasher>;
 
@@ -50,6 +52,85 @@ impl Hasher for KeyHasher {
     }
 }
 
+/// A key of an in-memory table with its hash computed once, so growing the
+/// table never reads key bytes again (a cache miss per key: rehashing took a
+/// tenth of the time of `set` before). Looked up by [`KeyBytes`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct HashedKey {
+    hash: u64,
+    bytes: Box<[u8]>,
+}
+
+impl HashedKey {
+    pub fn new(bytes: &[u8]) -> HashedKey {
+        HashedKey { hash: hash_key(bytes), bytes: bytes.into() }
+    }
+}
+
+impl Deref for HashedKey {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for HashedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(&self.bytes))
+    }
+}
+
+impl Hash for HashedKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
+/// Key bytes, to look a [`HashedKey`] up by (hashed the same way).
+#[derive(PartialEq, Eq)]
+#[repr(transparent)]
+pub struct KeyBytes([u8]);
+
+impl KeyBytes {
+    pub fn new(bytes: &[u8]) -> &KeyBytes {
+        // SAFETY: `KeyBytes` is a transparent wrapper of `[u8]`.
+        unsafe { &*(bytes as *const [u8] as *const KeyBytes) }
+    }
+}
+
+impl Hash for KeyBytes {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(hash_key(&self.0));
+    }
+}
+
+impl Borrow<KeyBytes> for HashedKey {
+    fn borrow(&self) -> &KeyBytes {
+        KeyBytes::new(&self.bytes)
+    }
+}
+
+/// Builds the hasher of tables keyed by [`HashedKey`]: the key's hash as is.
+pub type KeyTable = BuildHasherDefault<PassHasher>;
+
+#[derive(Default)]
+pub struct PassHasher(u64);
+
+impl Hasher for PassHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else still hashes.
+        bytes.iter().for_each(|&b| self.0 = self.0.rotate_left(8) ^ b as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -64,5 +145,19 @@ mod tests {
         let buckets: HashSet<u64> =
             (0..4096u32).map(|i| hash.hash_one(format!("/app/src/module-{i:05}.js").into_bytes()) & 0xfff).collect();
         assert!(buckets.len() > 2400, "only {} of 4096 buckets used", buckets.len());
+    }
+
+    #[test]
+    fn hashed_keys_are_found_by_their_bytes_after_the_table_grows() {
+        let mut table: std::collections::HashMap<HashedKey, usize, KeyTable> = Default::default();
+        let keys: Vec<Vec<u8>> = (0..20_000u32).map(|i| format!("/app/src/m{i}.js").into_bytes()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            table.insert(HashedKey::new(k), i);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(table.get(KeyBytes::new(k)), Some(&i));
+        }
+        assert_eq!(table.get(KeyBytes::new(b"/app/src/m20000.js")), None);
+        assert_eq!(table.get(KeyBytes::new(b"")), None);
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::error::{Error, Result};
 use super::fs::Blob;
+use super::keyhash::KeyBytes;
 use super::manifest::{Manifest, PackMeta};
 use super::par;
 use super::reader::Verify;
@@ -314,7 +315,7 @@ impl Store {
         let mut dead = meta.dead.iter().peekable();
         let live: Vec<usize> = (0..view.len())
             .filter(|&i| dead.next_if(|&&d| d as usize == i).is_none())
-            .filter(|&i| shadowed.is_empty() || !shadowed.contains(view.key(i)))
+            .filter(|&i| shadowed.is_empty() || !shadowed.contains(KeyBytes::new(view.key(i))))
             .collect();
         if view.is_raw_in_place() {
             let pairs = live
@@ -399,7 +400,7 @@ struct Unsaved {
 /// Keys the overlay hides in committed packs, and its sets as one part;
 /// `None` when a value was superseded while being read.
 fn split_overlay(overlay: Overlay) -> Result<Option<(KeySet, Option<PairBuf>)>> {
-    let sets = || overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.as_slice(), v)));
+    let sets = || overlay.entries.iter().filter_map(|(k, v)| v.as_ref().map(|v| (&**k, v)));
     let extra = match sets().next() {
         None => None,
         Some(_) => match super::stage::collect(sets())? {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::error::{Error, Result};
 use super::gc;
+use super::keyhash::KeyBytes;
 use super::manifest::{self, Manifest, PackMeta, ScopeMeta};
 use super::par;
 use super::reader::{Body, PackView, Verify};
@@ -290,7 +291,7 @@ fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> R
         let mut hits = Vec::new();
         for i in 0..view.len() {
             let key = view.key(i);
-            if updates.contains_key(key) && !meta.is_dead(i as u32) {
+            if updates.contains_key(KeyBytes::new(key)) && !meta.is_dead(i as u32) {
                 hits.push((pi, i as u32, item_size(key, &[]) + view.value_len(i)));
             }
         }

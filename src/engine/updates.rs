@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::keyhash::KeyHash;
+use super::keyhash::{HashedKey, KeyBytes, KeyTable};
 use super::stage::{self, StageConfig, Stager, Value};
 
 /// The latest update of each key; `None` is a remove.
-pub type ScopeUpdates = HashMap<Vec<u8>, Option<Value>, KeyHash>;
+pub type ScopeUpdates = HashMap<HashedKey, Option<Value>, KeyTable>;
 /// A set of keys, hashed like [`ScopeUpdates`].
-pub type KeySet = HashSet<Vec<u8>, KeyHash>;
+pub type KeySet = HashSet<HashedKey, KeyTable>;
 
 /// One unit of commit: a save's updates, or a reset.
 #[derive(Default, Debug)]
@@ -61,7 +61,7 @@ impl Pending {
             }
             None => (None, None),
         };
-        if let Some(Some(old)) = state.entries.insert(key.to_vec(), staged) {
+        if let Some(Some(old)) = state.entries.insert(HashedKey::new(key), staged) {
             old.supersede();
         }
         drop(guard);
@@ -100,7 +100,7 @@ impl Pending {
     }
 
     pub fn lookup(&self, scope: &str, key: &[u8]) -> Option<Option<Value>> {
-        self.scopes.get(scope).and_then(|s| s.entries.get(key).cloned())
+        self.scopes.get(scope).and_then(|s| s.entries.get(KeyBytes::new(key)).cloned())
     }
 
     pub fn scopes_with_sets(&self) -> Vec<String> {
@@ -144,7 +144,7 @@ impl Overlay {
             return Some(v);
         }
         for batch in inflight.iter().rev() {
-            if let Some(v) = batch.updates.get(scope).and_then(|m| m.get(key)) {
+            if let Some(v) = batch.updates.get(scope).and_then(|m| m.get(KeyBytes::new(key))) {
                 return Some(v.clone());
             }
             if batch.clears(scope) {
