@@ -23,7 +23,7 @@ use super::fs::{Blob, Fs, LockGuard};
 use super::load::PairBuf;
 use super::manifest::PackMeta;
 use super::reader::{Body, PackView, Verify};
-use super::writer::{encode_pack_in, item_size, Compression, EncodedPack};
+use super::writer::{encode_pack_in, item_size, raw_pack_over, Compression, EncodedPack};
 
 /// Buffers kept for reuse, and the largest capacity worth keeping.
 const POOL_BUFFERS: usize = 8;
@@ -362,7 +362,8 @@ impl Chunk {
         }
         let State::Raw(raw) = std::mem::replace(&mut *state, State::Encoding) else { unreachable!() };
         drop(state);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&raw, spill)))
+        let mut raw = raw;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&mut raw, spill)))
             .unwrap_or_else(|p| Err(Error::Internal(super::store::panic_message(&p))));
         let mut state = self.state.lock().unwrap();
         let spent = match &result {
@@ -384,7 +385,7 @@ impl Chunk {
         result
     }
 
-    fn encode(&self, raw: &Raw, spill: bool) -> Result<Arc<Staged>> {
+    fn encode(&self, raw: &mut Raw, spill: bool) -> Result<Arc<Staged>> {
         let mut slot = Vec::with_capacity(raw.ends.len());
         let mut items = Vec::with_capacity(raw.ends.len());
         let mut sizes = Vec::with_capacity(raw.ends.len());
@@ -398,9 +399,20 @@ impl Chunk {
             sizes.push(item_size(raw.key(i), raw.value(i)));
         }
         let spill = self.config.spill.as_ref().filter(|_| spill);
-        let reuse = if spill.is_some() { take_buffer() } else { Vec::new() };
         let c = &self.config;
-        let pack = encode_pack_in(&self.scope, c.generation, &items, c.compression, &raw.values, reuse)?;
+        // Uncompressed, with nothing left out, the values buffer is the body
+        // as it stands: it goes to the stage file as is, then to the pool.
+        let raw_pack = match (spill, c.compression) {
+            (Some(_), Compression::None) => raw_pack_over(&self.scope, c.generation, &items, &raw.values)?,
+            _ => None,
+        };
+        let pack = match raw_pack {
+            Some(raw_pack) => raw_pack.with_body(std::mem::take(&mut raw.values)),
+            None => {
+                let reuse = if spill.is_some() { take_buffer() } else { Vec::new() };
+                encode_pack_in(&self.scope, c.generation, &items, c.compression, &raw.values, reuse)?
+            }
+        };
         let meta = PackMeta::of(&pack);
         let place = match spill.and_then(|s| Some(Place::File(s.write(&pack)?, s.clone()))) {
             Some(file) => {
@@ -528,7 +540,7 @@ fn take_buffer() -> Vec<u8> {
 }
 
 fn recycle(mut data: Vec<u8>) {
-    if data.capacity() > POOL_MAX_CAPACITY {
+    if data.capacity() == 0 || data.capacity() > POOL_MAX_CAPACITY {
         return;
     }
     data.clear();

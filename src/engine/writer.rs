@@ -65,10 +65,52 @@ pub fn encode_pack_in(
     values: &[u8],
     reuse: Vec<u8>,
 ) -> Result<EncodedPack> {
-    let count = u32::try_from(items.len()).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
+    let mut index = index_of(items);
+    let body = encode_body(items, compression, &mut index, values, reuse)?;
+    let mut pack = seal(scope, generation, items, &index, &body)?;
+    pack.body = body;
+    Ok(pack)
+}
+
+/// An uncompressed pack lacking only its body, which is to be the caller's
+/// buffer of values itself (moved in by [`RawPack::with_body`], not copied).
+pub struct RawPack {
+    pack: EncodedPack,
+    body_len: usize,
+}
+
+impl RawPack {
+    /// The pack with `values` as its body: the buffer `raw_pack_over` saw.
+    pub fn with_body(mut self, values: Vec<u8>) -> EncodedPack {
+        debug_assert_eq!(values.len(), self.body_len, "a raw pack given another body");
+        self.pack.body = values;
+        self.pack
+    }
+}
+
+/// For `Compression::None`, when the items' values fill `values` exactly,
+/// back to back: the pack made by `encode_pack_in`, except that its body is
+/// left for the caller to move in; `None` otherwise.
+pub fn raw_pack_over(scope: &str, generation: u64, items: &[(&[u8], &[u8])], values: &[u8]) -> Result<Option<RawPack>> {
+    let fills = run_in(values, items).is_some_and(|run| run.as_ptr() == values.as_ptr() && run.len() == values.len());
+    if !fills {
+        return Ok(None);
+    }
+    let mut index = index_of(items);
+    let mut raw_end = 0u64;
+    for block in blocks(items) {
+        raw_end += items[block].iter().map(|(_, v)| v.len() as u64).sum::<u64>();
+        index.block_raw_ends.push(raw_end);
+        index.block_stored_ends.push(raw_end);
+    }
+    let pack = seal(scope, generation, items, &index, values)?;
+    Ok(Some(RawPack { pack, body_len: values.len() }))
+}
+
+/// The index of `items`, without its block ends.
+fn index_of(items: &[(&[u8], &[u8])]) -> PackIndex {
     let mut index = PackIndex::default();
-    let mut key_end = 0u64;
-    let mut value_end = 0u64;
+    let (mut key_end, mut value_end) = (0u64, 0u64);
     for (key, value) in items {
         key_end += key.len() as u64;
         value_end += value.len() as u64;
@@ -79,8 +121,15 @@ pub fn encode_pack_in(
     for (key, _) in items {
         index.keys.extend_from_slice(key);
     }
-    let body = encode_body(items, value_end as usize, compression, &mut index, values, reuse)?;
-    let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&index)
+    index
+}
+
+/// Header, index and id of a pack with `body` (left out of the result).
+fn seal(scope: &str, generation: u64, items: &[(&[u8], &[u8])], index: &PackIndex, body: &[u8]) -> Result<EncodedPack> {
+    let count = u32::try_from(items.len()).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
+    let key_bytes = index.keys.len() as u64;
+    let value_bytes = index.value_ends.last().copied().unwrap_or(0);
+    let archived = rkyv::to_bytes::<rkyv::rancor::Error>(index)
         .map_err(|e| Error::Internal(format!("index serialization failed: {e}")))?;
 
     let index_off = align_up(HEADER_LEN + scope.len(), INDEX_ALIGN);
@@ -96,7 +145,7 @@ pub fn encode_pack_in(
         index_off: index_off as u64,
         index_len: archived.len() as u64,
         body_stored: body.len() as u64,
-        body_raw: value_end,
+        body_raw: value_bytes,
         index_hash: [0; 32],
     };
     header.write(&mut head[..HEADER_LEN]);
@@ -104,24 +153,42 @@ pub fn encode_pack_in(
     header.write(&mut head[..HEADER_LEN]);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&head);
-    hasher.update(&body);
+    hasher.update(body);
     let id = *hasher.finalize().as_bytes();
     let bloom = bloom::build(items.iter().map(|(k, _)| *k));
-    Ok(EncodedPack { id, head, body, items: count, raw_bytes: key_end + value_end, bloom })
+    Ok(EncodedPack { id, head, body: Vec::new(), items: count, raw_bytes: key_bytes + value_bytes, bloom })
 }
 
-/// Groups values into blocks of about `BLOCK_SIZE` raw bytes (never splitting
-/// a value) and compresses each straight into the body; a block that does not
-/// shrink is stored raw. The body never exceeds the raw size, so it is sized
-/// once and only the pages written are ever touched.
+/// Item ranges of the body's blocks: about `BLOCK_SIZE` raw bytes each,
+/// never splitting a value; runs of empty values need no block.
+fn blocks(items: &[(&[u8], &[u8])]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        let start = i;
+        let mut len = 0;
+        while i < items.len() && (len == 0 || len + items[i].1.len() <= BLOCK_SIZE) {
+            len += items[i].1.len();
+            i += 1;
+        }
+        if len > 0 {
+            out.push(start..i);
+        }
+    }
+    out
+}
+
+/// Compresses each block (see [`blocks`]) straight into the body; a block
+/// that does not shrink is stored raw. The body never exceeds the raw size,
+/// so it is sized once and only the pages written are ever touched.
 fn encode_body(
     items: &[(&[u8], &[u8])],
-    raw_len: usize,
     compression: Compression,
     index: &mut PackIndex,
     parent: &[u8],
     mut body: Vec<u8>,
 ) -> Result<Vec<u8>> {
+    let raw_len = index.value_ends.last().copied().unwrap_or(0) as usize;
     body.clear();
     body.reserve(raw_len + BLOCK_SIZE);
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
@@ -132,22 +199,12 @@ fn encode_body(
         Compression::None => None,
     };
     let mut raw_end = 0u64;
-    let mut i = 0;
-    while i < items.len() {
-        let start = i;
-        let mut len = 0;
-        while i < items.len() && (len == 0 || len + items[i].1.len() <= BLOCK_SIZE) {
-            len += items[i].1.len();
-            i += 1;
-        }
-        if len == 0 {
-            continue; // only empty values so far: they need no block
-        }
-        let block = match run_in(parent, &items[start..i]) {
+    for range in blocks(items) {
+        let block = match run_in(parent, &items[range.clone()]) {
             Some(run) => run,
             None => {
                 scratch.clear();
-                items[start..i].iter().for_each(|(_, v)| scratch.extend_from_slice(v));
+                items[range].iter().for_each(|(_, v)| scratch.extend_from_slice(v));
                 &scratch[..]
             }
         };
@@ -205,15 +262,21 @@ fn compress_into(c: &mut zstd::bulk::Compressor<'_>, block: &[u8], body: &mut Ve
 mod tests {
     use super::*;
 
-    #[test]
-    fn values_compressed_in_place_give_the_same_pack_as_copied_ones() {
-        let keys: Vec<Vec<u8>> = (0..400u32).map(|i| format!("k{i}").into_bytes()).collect();
+    /// `n` keys, and their values back to back in one buffer with their ends.
+    fn back_to_back(n: usize, value: impl Fn(usize) -> String) -> (Vec<Vec<u8>>, Vec<u8>, Vec<usize>) {
+        let keys = (0..n).map(|i| format!("key/{i}").into_bytes()).collect();
         let mut values = Vec::new();
         let mut ends = Vec::new();
-        for i in 0..400usize {
-            values.extend(format!("value {i} ").repeat(i % 50 + (i % 7) * 300).bytes());
+        for i in 0..n {
+            values.extend(value(i).bytes());
             ends.push(values.len());
         }
+        (keys, values, ends)
+    }
+
+    #[test]
+    fn values_compressed_in_place_give_the_same_pack_as_copied_ones() {
+        let (keys, values, ends) = back_to_back(400, |i| format!("value {i} ").repeat(i % 50 + (i % 7) * 300));
         let slices: Vec<&[u8]> = (0..400).map(|i| &values[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]).collect();
         // Item 10 left out: the block holding the gap is copied, the rest not.
         let items: Vec<(&[u8], &[u8])> =
@@ -224,5 +287,21 @@ mod tests {
             assert_eq!(in_place.to_bytes(), copied.to_bytes());
             assert!(run_in(&values, &items[20..30]).is_some() && run_in(&values, &items[5..15]).is_none());
         }
+        // A gap (item 10 left out): the values do not fill the buffer.
+        assert!(raw_pack_over("s", 1, &items, &values).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_raw_pack_over_its_values_is_the_copied_pack_byte_for_byte() {
+        // Empty values too, and some larger than a block.
+        let (keys, values, ends) = back_to_back(300, |i| format!("v{i};").repeat([0, 3, 40, 900, 9000][i % 5]));
+        let items: Vec<(&[u8], &[u8])> =
+            (0..300).map(|i| (keys[i].as_slice(), &values[if i == 0 { 0 } else { ends[i - 1] }..ends[i]])).collect();
+        let copied = encode_pack("s", 4, &items, Compression::None).unwrap().to_bytes();
+        let raw = raw_pack_over("s", 4, &items, &values).unwrap().expect("the values fill the buffer");
+        drop(items);
+        let owned = values.clone();
+        assert!(raw_pack_over("s", 4, &[], &owned).unwrap().is_none());
+        assert_eq!(raw.with_body(owned).to_bytes(), copied);
     }
 }
