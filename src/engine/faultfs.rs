@@ -112,6 +112,11 @@ impl Fs for FaultFs {
         self.inner.sync_dir(path)
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.op("fsync")?;
+        self.inner.sync_file(path)
+    }
+
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.op("read")?;
         self.inner.read_file(path)

@@ -30,6 +30,8 @@ pub trait Fs: Send + Sync + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes the data of the file at `path` durable (fsync).
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Maps `path` privately (copy-on-write): writes to the memory never reach the file.
     fn map_file(&self, path: &Path) -> io::Result<Blob>;
@@ -115,6 +117,11 @@ impl Fs for RealFs {
             let _ = path; // directories cannot be opened for sync on Windows; renames are durable there
             Ok(())
         }
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // Write access: Windows flushes only handles that may write.
+        OpenOptions::new().write(true).open(path)?.sync_all()
     }
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {

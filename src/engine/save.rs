@@ -184,6 +184,9 @@ fn write_staged(store: &Store, staged: &Staged) -> Result<()> {
     }
     let (fs, name) = (&*store.fs, staged.meta.file_name());
     let stage_path = staged.file().ok_or_else(|| Error::Internal("a staged pack with no bytes".into()))?;
+    if store.opts.fsync {
+        fs.sync_file(stage_path).map_err(|e| Error::io("fsync", stage_path, e))?;
+    }
     let path = store.dir().join(&name);
     match fs.hard_link(stage_path, &path) {
         Ok(()) => return Ok(()),

@@ -247,6 +247,17 @@ impl Fs for SimFs {
         Ok(())
     }
 
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.op()?;
+        let id = *s.current.get(path).ok_or_else(|| not_found(path))?;
+        let inode = &mut s.inodes[id];
+        inode.durable = Some(inode.data.clone());
+        if s.last_unsynced_write == Some(id) {
+            s.last_unsynced_write = None;
+        }
+        Ok(())
+    }
+
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         let s = self.op()?;
         let id = *s.current.get(path).ok_or_else(|| not_found(path))?;

@@ -54,7 +54,6 @@ pub struct StageConfig {
 pub struct Spill {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
-    sync: bool,
     owner: Mutex<OwnerState>,
 }
 
@@ -76,8 +75,8 @@ struct Owner {
 }
 
 impl Spill {
-    pub fn new(fs: Arc<dyn Fs>, dir: &Path, sync: bool) -> Spill {
-        Spill { fs, dir: dir.to_owned(), sync, owner: Mutex::new(OwnerState::None) }
+    pub fn new(fs: Arc<dyn Fs>, dir: &Path) -> Spill {
+        Spill { fs, dir: dir.to_owned(), owner: Mutex::new(OwnerState::None) }
     }
 
     /// The owner name of this store's stage files now, and a test of which
@@ -111,7 +110,9 @@ impl Spill {
         };
         // Outside the lock: encoders write in parallel. The name is live, so
         // neither GC nor a release can take it meanwhile.
-        if self.fs.write_file(&path, &pack.parts(), self.sync).is_err() {
+        // Never fsynced here (this may be the JS thread): with `fsync` the
+        // save syncs the file before linking it.
+        if self.fs.write_file(&path, &pack.parts(), false).is_err() {
             self.discard(&path);
             return None;
         }

@@ -160,7 +160,7 @@ impl Store {
             ));
         }
         let dir = opts.root.join(version_dir_name(&opts.version));
-        let spill = (!opts.readonly).then(|| Arc::new(Spill::new(fs.clone(), &dir, opts.fsync)));
+        let spill = (!opts.readonly).then(|| Arc::new(Spill::new(fs.clone(), &dir)));
         Ok(Store {
             opts,
             fs,

@@ -20,7 +20,6 @@ fn options(fsync: bool) -> Options {
     o
 }
 
-
 /// Two committed generations (so the crashing save also deletes packs).
 fn setup(store: &Store, models: &mut Models) {
     for i in 0..60u64 {
@@ -111,4 +110,39 @@ fn without_fsync_crash_images_are_a_whole_generation_or_reported_corrupt() {
     let (images, corrupt) = sweep(false);
     eprintln!("power loss, fsync off: {images} crash images, {corrupt} reported corrupt");
     assert!(images > 100);
+}
+
+#[test]
+fn spilled_chunks_with_fsync_survive_power_loss_at_every_operation_of_their_save() {
+    let is_stage_file =
+        |p: &std::path::PathBuf| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("stage-"));
+    let mut spilled_saves = 0;
+    for k in 0.. {
+        let sim = SimFs::new();
+        let store = Store::open(options(true), sim.clone()).unwrap();
+        let before: Models = SCOPES.iter().map(|s| (s.to_string(), Model::new())).collect();
+        let mut after = before.clone();
+        for i in 0..90u64 {
+            apply(&store, &mut after, SCOPES[(i % 3) as usize], format!("k{i}"), Some(noise(i + 300, 400)));
+        }
+        // Chunks of 4 KiB fill every ≈ 10 sets: wait for the background to stage some.
+        for _ in 0..500 {
+            if sim.files().iter().filter(|p| is_stage_file(p)).count() >= 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        spilled_saves += usize::from(sim.files().iter().any(is_stage_file));
+        // Not synced: the stage files' data is durable only if the save makes it so.
+        sim.crash_after(k);
+        let completed = store.save().is_ok() && !sim.crashed();
+        for kind in [CrashKind::SyncedOnly, CrashKind::RandomSubset(k + 1), CrashKind::TornLastWrite(k + 1)] {
+            let ctx = format!("spilled, fsync, crash after op {k}, {kind:?}");
+            check_image(sim.crash_image(kind), true, &before, &after, &ctx);
+        }
+        if completed {
+            break;
+        }
+    }
+    assert!(spilled_saves > 0, "no save found stage files to link");
 }
