@@ -213,7 +213,7 @@ fn plan_scope(store: &Store, name: &str, mut packs: Vec<PackMeta>, updates: &Sco
         Err(Error::Corrupted { .. }) => packs.clear(),
         Err(e) => return Err(e),
     }
-    let staged = staged_packs(updates)?;
+    let staged = staged_packs(store, updates)?;
     let mut plan = ScopePlan { name: name.to_owned(), kept: Vec::new(), staged: Vec::new(), sources: Vec::new() };
     let small_limit = store.opts.pack_size / SMALL_DIVISOR;
     let candidates: Vec<Candidate> = packs
@@ -265,11 +265,20 @@ fn open_source(store: &Store, candidate: Candidate) -> Result<Source> {
 }
 
 /// This batch's staged packs (encoding those the background has not), each
-/// with the items set again or removed after it was encoded marked dead.
-fn staged_packs(updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> {
+/// with the items set again or removed after it was encoded marked dead. A
+/// stage file deleted under us (say, with the cache directory, during the
+/// build) took its values with it: its keys are left out, like removed keys
+/// (their committed copies are marked dead all the same), instead of
+/// failing every save from now on.
+fn staged_packs(store: &Store, updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> {
     let groups = stage::group_by_chunk(updates.values().flatten().map(|v| (v, ())));
-    par::map(groups, |group| {
+    let staged = par::map(groups, |group| {
         let staged = group.chunk.encoded()?;
+        if let Some(path) = staged.file() {
+            if store.fs.modified(path).map_err(|e| Error::io("stat", path, e))?.is_none() {
+                return Ok(None);
+            }
+        }
         let mut live = vec![false; staged.sizes.len()];
         for item in group.items {
             live[staged.pack_item(item)? as usize] = true;
@@ -279,10 +288,9 @@ fn staged_packs(updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> 
             meta.dead.push(i as u32);
             meta.dead_bytes += staged.sizes[i];
         }
-        Ok((staged, meta))
-    })
-    .into_iter()
-    .collect()
+        Ok(Some((staged, meta)))
+    });
+    staged.into_iter().filter_map(|r| r.transpose()).collect()
 }
 
 /// Scans the keys (index only) of every pack of the scope and marks the live

@@ -297,9 +297,15 @@ impl Fs for SimFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
-        let s = self.op()?;
+        let mut s = self.op()?;
         if !path.parent().is_some_and(|p| s.dirs.contains(p)) {
             return Err(not_found(path));
+        }
+        // Like a real lock file, created empty when missing.
+        if !s.current.contains_key(path) {
+            s.inodes.push(Inode { data: Arc::new(Vec::new()), durable: None });
+            let id = s.inodes.len() - 1;
+            Self::record(&mut s, NsOp::Link(path.to_path_buf(), id));
         }
         Ok(Box::new(NoLock))
     }

@@ -19,7 +19,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use super::error::{Error, Result};
-use super::fs::{Blob, Fs, LockGuard};
+use super::fs::{Fs, LockGuard};
 use super::load::PairBuf;
 use super::manifest::PackMeta;
 use super::reader::{Body, PackView, Verify};
@@ -99,6 +99,14 @@ impl Spill {
     fn write(&self, pack: &EncodedPack) -> Option<PathBuf> {
         let path = {
             let mut state = self.owner.lock().unwrap();
+            // A lock file deleted under us (say, with the whole cache
+            // directory) no longer guards our files: start a new owner.
+            if let OwnerState::Claimed(owner) = &*state {
+                let lock = self.dir.join(stage_lock_name(&owner.name));
+                if !matches!(self.fs.modified(&lock), Ok(Some(_))) {
+                    *state = OwnerState::None;
+                }
+            }
             if matches!(*state, OwnerState::None) {
                 *state = self.claim().map_or(OwnerState::Failed, OwnerState::Claimed);
             }
@@ -225,7 +233,7 @@ pub struct Staged {
     pub slot: Vec<Option<u32>>,
     /// Raw size of each pack item.
     pub sizes: Vec<u64>,
-    view: OnceLock<std::result::Result<Arc<PackView>, String>>,
+    view: OnceLock<Arc<PackView>>,
 }
 
 enum Place {
@@ -267,19 +275,19 @@ impl Staged {
     /// A reader over the pack (built on first use: only reads of unsaved
     /// values and compaction of a staged pack need one).
     pub fn view(&self) -> Result<Arc<PackView>> {
-        self.view
-            .get_or_init(|| {
-                // A stage file could have been damaged on disk: check it all.
-                let (blob, verify): (Blob, _) = match &self.place {
-                    Place::Memory(pack) => (Arc::new(pack.to_bytes()), Verify::IndexOnly),
-                    Place::File(path, spill) => {
-                        (spill.fs.map_file_whole(path).map_err(|e| e.to_string())?, Verify::Full)
-                    }
-                };
-                PackView::open(blob, &self.meta.id, verify).map(Arc::new).map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(|why| Error::Internal(format!("a staged pack does not read back: {why}")))
+        if let Some(view) = self.view.get() {
+            return Ok(view.clone());
+        }
+        let view = match &self.place {
+            Place::Memory(pack) => PackView::open(Arc::new(pack.to_bytes()), &self.meta.id, Verify::IndexOnly)
+                .map_err(|e| Error::Internal(format!("a staged pack does not read back: {e}")))?,
+            // A stage file could have been damaged or deleted on disk: check it all.
+            Place::File(path, spill) => {
+                let blob = spill.fs.map_file_whole(path).map_err(|e| Error::io("open stage file", path, e))?;
+                PackView::open(blob, &self.meta.id, Verify::Full)?
+            }
+        };
+        Ok(self.view.get_or_init(|| Arc::new(view)).clone())
     }
 }
 

@@ -188,3 +188,45 @@ fn a_failed_save_keeps_spilled_chunks_for_the_next_save() {
     check_reads(&reopened, &models, "after the retry");
     assert_eq!(stage_names(store.dir()), Vec::<String>::new());
 }
+
+#[test]
+fn a_cache_directory_deleted_during_the_build_loses_only_the_staged_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    store.set("a", b"committed", b"old").unwrap();
+    store.save().unwrap();
+    let mut models = BTreeMap::new();
+    fill_chunks(&store, &mut models, "a", 3);
+    let spilled = wait_for_stage_files(store.dir(), 3).len();
+    // What `rm -rf .cache` during a watch build does (retried: background
+    // encoders may be writing stage files meanwhile).
+    let mut removed = false;
+    for _ in 0..100 {
+        removed = std::fs::remove_dir_all(tmp.path()).is_ok();
+        if removed {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(removed, "could not delete the cache directory");
+    let lost = store.get("a", b"k0");
+    assert!(matches!(&lost, Err(e) if e.code() == "PACKCACHE_IO") || lost.as_ref().is_ok_and(|v| v.is_some()));
+    store.set("a", b"committed", b"new").unwrap();
+    store.set("b", b"after", b"kept").unwrap();
+    store.save().unwrap();
+    // Values whose stage files went are gone (misses, never other bytes);
+    // everything else the build set since is saved, and saves go on working.
+    let reopened = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    let loaded: Model = reopened.load("a").unwrap().into_pairs().into_iter().collect();
+    assert_eq!(loaded.get(&b"committed"[..]).map(|v| &v[..]), Some(&b"new"[..]));
+    for (k, v) in &loaded {
+        if k != b"committed" {
+            assert_eq!(Some(v), models["a"].get(k), "a value that was not lost reads back as set");
+        }
+    }
+    assert!(loaded.len() <= 200 + 1 - spilled, "{} keys survived {spilled} deleted stage files", loaded.len());
+    assert_eq!(reopened.get("b", b"after").unwrap().as_deref(), Some(&b"kept"[..]));
+    store.set("b", b"later", b"ok").unwrap();
+    store.save().unwrap();
+    assert_eq!(stage_names(store.dir()), Vec::<String>::new());
+}
