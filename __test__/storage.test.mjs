@@ -375,3 +375,22 @@ test('unsaved values read back the same before and after their chunk is encoded'
   await s.close()
   await check(new PackStorage({ root, version: '1', packSize: 4096 }), 'reopened')
 })
+
+test('close without a save removes the stage files of unsaved sets', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1', packSize: 64 * 1024 })
+  for (let i = 0; i < 200; i++) s.set('build', `m${i}`, Buffer.alloc(8192, i))
+  const dir = () => path.join(root, fs.readdirSync(root)[0])
+  const stageFiles = () => (fs.existsSync(root) && fs.readdirSync(root).length ? fs.readdirSync(dir()).filter((f) => f.startsWith('stage-')) : [])
+  const waitFor = async (ok) => {
+    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10))
+    return ok()
+  }
+  assert.ok(await waitFor(() => stageFiles().some((f) => f.endsWith('.pack'))), 'sets were staged to files')
+  await s.close()
+  // Chunks still queued for the background are dropped once it reaches them.
+  assert.ok(await waitFor(() => stageFiles().length === 0), `left: ${stageFiles()}`)
+  const again = new PackStorage({ root, version: '1' })
+  assert.deepEqual(await again.load('build'), [])
+  await again.close()
+})
