@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use napi::{check_status, sys, Env, Result};
 
-use crate::engine::load::{Bytes, LoadEvent, Region};
-use crate::engine::{Error, Store};
 use crate::convert::copied;
+use crate::engine::load::{Bytes, LoadEvent};
+use crate::engine::{Error, Store};
 use crate::js_errors;
 
 const HELPERS: &str = r#"(() => {
@@ -110,7 +110,9 @@ unsafe fn helper(env: sys::napi_env, name: &std::ffi::CStr) -> Result<(sys::napi
         }
         None => {
             let mut src = null_mut();
-            check_status!(unsafe { sys::napi_create_string_utf8(env, HELPERS.as_ptr().cast(), HELPERS.len() as isize, &mut src) })?;
+            check_status!(unsafe {
+                sys::napi_create_string_utf8(env, HELPERS.as_ptr().cast(), HELPERS.len() as isize, &mut src)
+            })?;
             let mut v = null_mut();
             check_status!(unsafe { sys::napi_run_script(env, src, &mut v) })?;
             let mut r = null_mut();
@@ -147,59 +149,68 @@ unsafe fn external(env: sys::napi_env, bytes: Bytes) -> Result<std::result::Resu
     }
     let hint = Box::into_raw(Box::new(bytes));
     // SAFETY: the bytes live until `release_bytes` drops the box owning them
-    // (a Vec's heap data, a private writable mapping, or the load's region).
-    let status =
-        unsafe { sys::napi_create_external_buffer(env, len, ptr.cast_mut().cast(), Some(release_bytes), hint.cast(), &mut out) };
+    // (a Vec's heap data, a private writable mapping, the load's region or group).
+    let status = unsafe {
+        sys::napi_create_external_buffer(env, len, ptr.cast_mut().cast(), Some(release_bytes), hint.cast(), &mut out)
+    };
     if status == sys::Status::napi_ok {
         return Ok(Ok(out));
     }
     Ok(Err(*unsafe { Box::from_raw(hint) }))
 }
 
-/// Copies just the span of `region` that a part's pairs cover (its own,
-/// fully written slot) and rebases the offsets onto the copy.
-unsafe fn span_copy(env: sys::napi_env, region: &Region, offsets: &mut [f64]) -> Result<sys::napi_value> {
+/// Copies just the span of a shared buffer (region or group) that a part's
+/// pairs cover (its own, fully written slot) and rebases the offsets onto
+/// the copy.
+unsafe fn span_copy(env: sys::napi_env, shared: &Bytes, offsets: &mut [f64]) -> Result<sys::napi_value> {
     let lo = offsets.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = offsets.iter().copied().fold(0.0, f64::max);
     if offsets.is_empty() {
         return unsafe { copied(env, &[]) };
     }
-    let (ptr, len) = region.raw_parts();
+    let (ptr, len) = shared.raw_parts();
     let (lo, hi) = (lo as usize, hi as usize);
     if lo > hi || hi > len {
-        return Err(napi::Error::from_reason("pair offsets outside the load's region"));
+        return Err(napi::Error::from_reason("pair offsets outside the load's shared buffer"));
     }
     let span = unsafe { std::slice::from_raw_parts(ptr.add(lo), hi - lo) };
     offsets.iter_mut().for_each(|o| *o -= lo as f64);
     unsafe { copied(env, span) }
 }
 
-/// The Buffer a part's pairs slice, and their offsets into it.
-unsafe fn part_buffer(env: sys::napi_env, ctx: &mut Ctx, bytes: Bytes, mut offsets: Vec<f64>) -> Result<(sys::napi_value, Vec<f64>)> {
-    let region = match bytes {
-        Bytes::Region(r) => r,
-        other => {
-            return match unsafe { external(env, other)? } {
+/// The Buffer a part's pairs slice, and their offsets into it. The load's
+/// region and its group of mapped packs each become one Buffer, made once.
+unsafe fn part_buffer(
+    env: sys::napi_env,
+    ctx: &mut Ctx,
+    bytes: Bytes,
+    mut offsets: Vec<f64>,
+) -> Result<(sys::napi_value, Vec<f64>)> {
+    let (shared, made) = match &bytes {
+        Bytes::Region(r) => (Bytes::Region(r.clone()), &mut ctx.region),
+        Bytes::Group(g) => (Bytes::Group(g.clone()), &mut ctx.group),
+        _ => {
+            return match unsafe { external(env, bytes)? } {
                 Ok(buf) => Ok((buf, offsets)),
                 Err(other) => Ok((unsafe { copied(env, other.as_slice())? }, offsets)),
             };
         }
     };
-    if let Some(r) = ctx.region {
+    if let Some(r) = *made {
         return Ok((unsafe { get_ref(env, r)? }, offsets));
     }
     if !ctx.no_external {
-        match unsafe { external(env, Bytes::Region(region.clone()))? } {
+        match unsafe { external(env, shared)? } {
             Ok(buf) => {
                 let mut r = null_mut();
                 check_status!(unsafe { sys::napi_create_reference(env, buf, 1, &mut r) })?;
-                ctx.region = Some(r);
+                *made = Some(r);
                 return Ok((buf, offsets));
             }
             Err(_) => ctx.no_external = true,
         }
     }
-    let buf = unsafe { span_copy(env, &region, &mut offsets)? };
+    let buf = unsafe { span_copy(env, &bytes, &mut offsets)? };
     Ok((buf, offsets))
 }
 
@@ -211,7 +222,9 @@ unsafe fn float64_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_
         unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), data.cast::<f64>(), values.len()) };
     }
     let mut out = null_mut();
-    check_status!(unsafe { sys::napi_create_typedarray(env, sys::TypedarrayType::float64_array, values.len(), ab, 0, &mut out) })?;
+    check_status!(unsafe {
+        sys::napi_create_typedarray(env, sys::TypedarrayType::float64_array, values.len(), ab, 0, &mut out)
+    })?;
     Ok(out)
 }
 
@@ -232,6 +245,8 @@ struct Ctx {
     ended: bool,
     /// The JS Buffer over the load's shared region, once created.
     region: Option<sys::napi_ref>,
+    /// The JS Buffer over the load's group of mapped packs, once created.
+    group: Option<sys::napi_ref>,
     /// External buffers are refused here: parts are copied.
     no_external: bool,
 }
@@ -245,7 +260,9 @@ unsafe impl Sync for Tsfn {}
 impl Tsfn {
     fn send(&self, msg: Msg) {
         let data = Box::into_raw(Box::new(msg));
-        let status = unsafe { sys::napi_call_threadsafe_function(self.0, data.cast(), sys::ThreadsafeFunctionCallMode::blocking) };
+        let status = unsafe {
+            sys::napi_call_threadsafe_function(self.0, data.cast(), sys::ThreadsafeFunctionCallMode::blocking)
+        };
         if status != sys::Status::napi_ok {
             drop(unsafe { Box::from_raw(data) }); // the env is going away
         }
@@ -263,7 +280,6 @@ unsafe fn get_ref(env: sys::napi_env, r: sys::napi_ref) -> Result<sys::napi_valu
     check_status!(unsafe { sys::napi_get_reference_value(env, r, &mut v) })?;
     Ok(v)
 }
-
 
 unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> {
     let state = unsafe { get_ref(env, ctx.state)? };
@@ -331,7 +347,7 @@ unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: 
     let ctx = unsafe { Box::from_raw(data.cast::<Ctx>()) };
     if !env.is_null() {
         unsafe { sys::napi_delete_reference(env, ctx.state) };
-        if let Some(r) = ctx.region {
+        for r in [ctx.region, ctx.group].into_iter().flatten() {
             unsafe { sys::napi_delete_reference(env, r) };
         }
     }
@@ -353,12 +369,30 @@ pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> 
         check_status!(sys::napi_get_named_property(raw, state, c"promise".as_ptr(), &mut promise))?;
         let mut state_ref = null_mut();
         check_status!(sys::napi_create_reference(raw, state, 1, &mut state_ref))?;
-        let ctx = Box::into_raw(Box::new(Ctx { state: state_ref, scopes: scopes.clone(), failed: false, ended: false, region: None, no_external: false }));
+        let ctx = Box::into_raw(Box::new(Ctx {
+            state: state_ref,
+            scopes: scopes.clone(),
+            failed: false,
+            ended: false,
+            region: None,
+            group: None,
+            no_external: false,
+        }));
         let mut name = null_mut();
         check_status!(sys::napi_create_string_utf8(raw, c"packcache.load".as_ptr(), -1, &mut name))?;
         let mut tsfn = null_mut();
         let status = sys::napi_create_threadsafe_function(
-            raw, null_mut(), null_mut(), name, 0, 1, ctx.cast(), Some(finalize_ctx), ctx.cast(), Some(call_js), &mut tsfn,
+            raw,
+            null_mut(),
+            null_mut(),
+            name,
+            0,
+            1,
+            ctx.cast(),
+            Some(finalize_ctx),
+            ctx.cast(),
+            Some(call_js),
+            &mut tsfn,
         );
         if status != sys::Status::napi_ok {
             let ctx = Box::from_raw(ctx);
@@ -369,7 +403,10 @@ pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> 
         let spawned = std::thread::Builder::new().name("packcache-load".into()).spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&store, &scopes, &tsfn)));
             if let Err(p) = result {
-                tsfn.send(Msg::Failed { scope: WHOLE_LOAD, error: Error::Internal(crate::engine::store::panic_message(&p)) });
+                tsfn.send(Msg::Failed {
+                    scope: WHOLE_LOAD,
+                    error: Error::Internal(crate::engine::store::panic_message(&p)),
+                });
             }
             tsfn.send(Msg::Done);
         });

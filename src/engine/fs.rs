@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,6 +14,12 @@ pub type Blob = Arc<dyn AsRef<[u8]> + Send + Sync>;
 pub struct DirEntry {
     pub name: String,
     pub is_dir: bool,
+}
+
+/// Files mapped back to back: all of them as one blob, and where each lies.
+pub struct MappedGroup {
+    pub blob: Blob,
+    pub places: Vec<std::ops::Range<usize>>,
 }
 
 /// A held advisory lock; dropping it releases the lock.
@@ -40,6 +46,12 @@ pub trait Fs: Send + Sync + 'static {
     /// rather than one page fault at a time.
     fn map_file_whole(&self, path: &Path) -> io::Result<Blob> {
         self.map_file(path)
+    }
+    /// `map_file_whole` of several files into one range of memory, each at
+    /// a page boundary, so their bytes can be handed out as one buffer.
+    /// `Ok(None)` where this file system or platform cannot.
+    fn map_files_together(&self, _paths: &[PathBuf]) -> io::Result<Option<MappedGroup>> {
+        Ok(None)
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
     /// `None` when nothing exists at `path`.
@@ -138,6 +150,11 @@ impl Fs for RealFs {
         map_private(path, true)
     }
 
+    #[cfg(unix)]
+    fn map_files_together(&self, paths: &[PathBuf]) -> io::Result<Option<MappedGroup>> {
+        group::map(paths).map(Some)
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(path)? {
@@ -215,4 +232,85 @@ fn map_private(path: &Path, whole: bool) -> io::Result<Blob> {
     #[cfg(not(unix))]
     let _ = whole;
     Ok(Arc::new(map))
+}
+
+/// One reservation of address space with files mapped into it (unix).
+#[cfg(unix)]
+mod group {
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::MappedGroup;
+
+    struct Reserved {
+        ptr: *mut u8,
+        len: usize,
+    }
+
+    // SAFETY: the memory is only read after `map` returns (JS may write to
+    // its private pages, as with any pack mapping); it lives until drop.
+    unsafe impl Send for Reserved {}
+    unsafe impl Sync for Reserved {}
+
+    impl AsRef<[u8]> for Reserved {
+        fn as_ref(&self) -> &[u8] {
+            // SAFETY: every page of the range is a file page (the tail of a
+            // file's last page reads as zeros), mapped until drop.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+
+    impl Drop for Reserved {
+        fn drop(&mut self) {
+            // SAFETY: the range is this reservation's, unmapped once.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        }
+    }
+
+    fn failed<T>() -> io::Result<T> {
+        Err(io::Error::last_os_error())
+    }
+
+    /// Reserves room for all files, then maps each privately over its part
+    /// (`MAP_FIXED` inside our own reservation replaces nothing else).
+    pub fn map(paths: &[PathBuf]) -> io::Result<MappedGroup> {
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+        let files = paths.iter().map(File::open).collect::<io::Result<Vec<File>>>()?;
+        let mut places = Vec::with_capacity(files.len());
+        let mut end = 0usize;
+        for file in &files {
+            let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+            if len == 0 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "an empty file cannot be mapped"));
+            }
+            places.push(end..end + len);
+            end = (end + len).div_ceil(page) * page;
+        }
+        // SAFETY: a fresh anonymous reservation; checked for failure.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), end, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANON, -1, 0)
+        };
+        if base == libc::MAP_FAILED {
+            return failed();
+        }
+        let reserved = Reserved { ptr: base.cast(), len: end };
+        for (file, place) in files.iter().zip(&places) {
+            // SAFETY: `place` lies inside the reservation; pack files are
+            // immutable (see `map_private`); the mapping is private.
+            let at = unsafe { reserved.ptr.add(place.start) };
+            let prot = libc::PROT_READ | libc::PROT_WRITE;
+            let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
+            let got = unsafe { libc::mmap(at.cast(), place.len(), prot, flags, file.as_raw_fd(), 0) };
+            if got == libc::MAP_FAILED {
+                return failed(); // `reserved` unmaps everything
+            }
+            // A hint: failure changes nothing.
+            unsafe { libc::madvise(got, place.len(), libc::MADV_WILLNEED) };
+        }
+        Ok(MappedGroup { blob: Arc::new(reserved), places })
+    }
 }

@@ -71,6 +71,9 @@ pub enum Bytes {
     Owned(Vec<u8>),
     /// The load's shared region; pair offsets are offsets into all of it.
     Region(Arc<Region>),
+    /// The packs of a load mapped back to back (see `Fs::map_files_together`);
+    /// pair offsets are offsets into all of it.
+    Group(Blob),
 }
 
 impl Bytes {
@@ -87,7 +90,7 @@ impl Bytes {
 
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            Bytes::Mapped(blob) => (**blob).as_ref(),
+            Bytes::Mapped(blob) | Bytes::Group(blob) => (**blob).as_ref(),
             Bytes::Owned(v) => v,
             Bytes::Region(r) => r.as_slice(),
         }
@@ -95,7 +98,7 @@ impl Bytes {
 
     fn as_mut_slice(&mut self) -> &mut [u8] {
         match self {
-            Bytes::Mapped(_) | Bytes::Region(_) => {
+            Bytes::Mapped(_) | Bytes::Region(_) | Bytes::Group(_) => {
                 unreachable!("only fresh buffers are written this way")
             }
             Bytes::Owned(v) => v,
@@ -157,11 +160,29 @@ pub enum LoadEvent {
     Failed { scope: usize, error: Error },
 }
 
+/// Packs mapped as one group: the group, and where each (scope, pack) of
+/// the manifest lies in it.
+type Grouped = (Blob, std::collections::HashMap<(usize, usize), Range<usize>>);
+
+/// Part of a larger blob: one pack of a mapped group.
+struct SubBlob {
+    whole: Blob,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for SubBlob {
+    fn as_ref(&self) -> &[u8] {
+        &(*self.whole).as_ref()[self.range.clone()]
+    }
+}
+
 struct Job {
     scope: usize,
     seq: usize,
     pack: (usize, usize),
     blob: Blob,
+    /// When the pack is part of a mapped group: the group and where in it.
+    group: Option<(Blob, usize)>,
     /// Where this pack decodes to in the region: its raw size (keys and
     /// values) from the checksummed manifest, never from the pack itself.
     slot: Range<usize>,
@@ -242,19 +263,35 @@ impl Store {
         cleared: &[bool],
         final_attempt: bool,
     ) -> Option<(Vec<Job>, Vec<(usize, Error)>)> {
+        let wanted: Vec<(usize, usize)> = scopes
+            .iter()
+            .zip(cleared)
+            .enumerate()
+            .filter_map(|(si, (scope, &cleared))| {
+                let mi = manifest.scopes.iter().position(|s| &s.name == scope).filter(|_| !cleared)?;
+                Some((si, mi))
+            })
+            .collect();
+        let grouped = self.map_raw_packs_together(manifest, &wanted);
         let mut jobs = Vec::new();
         let mut failed = Vec::new();
-        for (si, (scope, &cleared)) in scopes.iter().zip(cleared).enumerate() {
-            let Some(mi) = manifest.scopes.iter().position(|s| &s.name == scope).filter(|_| !cleared) else {
-                continue;
-            };
+        for (si, mi) in wanted {
             for (pi, meta) in manifest.scopes[mi].packs.iter().enumerate() {
                 let path = self.dir.join(meta.file_name());
-                match self.fs.map_file_whole(&path) {
+                let group =
+                    grouped.as_ref().and_then(|(whole, at)| at.get(&(mi, pi)).map(|r| (whole.clone(), r.clone())));
+                let mapped = match &group {
+                    Some((whole, range)) => {
+                        Ok(Arc::new(SubBlob { whole: whole.clone(), range: range.clone() }) as Blob)
+                    }
+                    None => self.fs.map_file_whole(&path),
+                };
+                match mapped {
                     Ok(blob) => {
                         let start = jobs.last().map_or(0, |j: &Job| j.slot.end);
                         let slot = start..start + meta.raw_bytes as usize;
-                        jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), blob, slot });
+                        let group = group.map(|(whole, range)| (whole, range.start));
+                        jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), blob, group, slot });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && !final_attempt => return None,
                     Err(e) => {
@@ -267,6 +304,28 @@ impl Store {
             }
         }
         Some((jobs, failed))
+    }
+
+    /// Packs that look stored raw (file at least their raw size) are served
+    /// from their mapping: mapped back to back, they become one buffer for
+    /// JS rather than one external buffer each (a JS engine collects every
+    /// time external memory grows by a few tens of MiB). `None` when there
+    /// are fewer than two or the file system cannot; any failure leaves the
+    /// packs to be mapped one by one, with the usual error handling.
+    fn map_raw_packs_together(&self, manifest: &Manifest, wanted: &[(usize, usize)]) -> Option<Grouped> {
+        let raw: Vec<(usize, usize)> = wanted
+            .iter()
+            .flat_map(|&(_, mi)| manifest.scopes[mi].packs.iter().enumerate().map(move |(pi, m)| (mi, pi, m)))
+            .filter(|(_, _, m)| m.file_len >= m.raw_bytes && m.file_len > 0)
+            .map(|(mi, pi, _)| (mi, pi))
+            .collect();
+        if raw.len() < 2 {
+            return None;
+        }
+        let paths: Vec<std::path::PathBuf> =
+            raw.iter().map(|&(mi, pi)| self.dir.join(manifest.scopes[mi].packs[pi].file_name())).collect();
+        let group = self.fs.map_files_together(&paths).ok()??;
+        Some((group.blob, raw.into_iter().zip(group.places).collect()))
     }
 
     /// Verifies and decodes every pack on all cores, calling `sink` (from
@@ -286,7 +345,8 @@ impl Store {
         par::map(jobs, |job| {
             let meta = plan.meta(&job);
             let target = plan.region.as_ref().map(|r| (r, job.slot.clone()));
-            let event = match self.pack_pairs(job.blob, meta, &plan.shadowed[job.scope], target) {
+            let group = job.group.as_ref().map(|(whole, base)| (whole, *base));
+            let event = match self.pack_pairs(job.blob, group, meta, &plan.shadowed[job.scope], target) {
                 Ok(part) => LoadEvent::Part { scope: job.scope, seq: job.seq, part },
                 Err(error) => {
                     self.note_damage(meta, &error, true);
@@ -307,6 +367,7 @@ impl Store {
     fn pack_pairs(
         &self,
         blob: Blob,
+        group: Option<(&Blob, usize)>,
         meta: &PackMeta,
         shadowed: &KeySet,
         region: Option<(&Arc<Region>, Range<usize>)>,
@@ -318,15 +379,21 @@ impl Store {
             .filter(|&i| shadowed.is_empty() || !shadowed.contains(KeyBytes::new(view.key(i))))
             .collect();
         if view.is_raw_in_place() {
+            // Offsets into the pack's mapping, or into its group's.
+            let base = group.map_or(0, |(_, base)| base);
             let pairs = live
                 .iter()
                 .map(|&i| {
                     let k = view.key_range_in_blob(i).expect("index read in place");
                     let v = view.value_range_in_blob(i);
-                    [k.start, k.end, v.start, v.end]
+                    [base + k.start, base + k.end, base + v.start, base + v.end]
                 })
                 .collect();
-            return Ok(PairBuf { bytes: Bytes::Mapped(view.blob().clone()), pairs });
+            let bytes = match group {
+                Some((whole, _)) => Bytes::Group(whole.clone()),
+                None => Bytes::Mapped(view.blob().clone()),
+            };
+            return Ok(PairBuf { bytes, pairs });
         }
         let keys_len: usize = live.iter().map(|&i| view.key(i).len()).sum();
         let body = view.body_raw_len();

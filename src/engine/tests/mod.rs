@@ -108,6 +108,41 @@ fn uncompressed_packs_round_trip() {
 }
 
 #[test]
+fn uncompressed_packs_of_a_load_share_one_mapping_and_a_damaged_one_fails_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = opts(tmp.path());
+    o.compression = Compression::None;
+    o.pack_size = 64 * 1024;
+    let store = open(o.clone());
+    let (mut a, mut b) = (Model::new(), Model::new());
+    fill(&store, "a", &mut a, 0..300, 1000);
+    fill(&store, "b", &mut b, 300..600, 1000);
+    store.save().unwrap();
+    let names = ["a".to_string(), "b".to_string()];
+    let loaded: Vec<LoadedScope> = open(o.clone()).load_many(&names).unwrap().into_iter().map(Result::unwrap).collect();
+    let blobs: Vec<&fs::Blob> = loaded
+        .iter()
+        .flat_map(|s| &s.parts)
+        .map(|p| match &p.bytes {
+            load::Bytes::Group(blob) => blob,
+            _ => panic!("a raw pack served outside the load's group"),
+        })
+        .collect();
+    assert!(blobs.len() > 4 && blobs.iter().all(|b| Arc::ptr_eq(b, blobs[0])), "one mapping for all packs");
+    let models: Vec<Model> = loaded.into_iter().map(|s| s.into_pairs().into_iter().collect()).collect();
+    assert_eq!(models, vec![a.clone(), b]);
+    // A pack cut short (its mapping then shorter than the manifest says):
+    // its scope reports corrupt, the other loads whole.
+    let manifest = store.read_manifest().unwrap();
+    let victim = store.dir().join(manifest.scope("b").unwrap().packs[0].file_name());
+    let len = std::fs::metadata(&victim).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&victim).unwrap().set_len(len / 2).unwrap();
+    let results = open(o).load_many(&names).unwrap();
+    assert_eq!(results[0].as_ref().unwrap().len(), a.len());
+    assert!(matches!(&results[1], Err(Error::Corrupted { .. })), "{:?}", results[1].as_ref().err());
+}
+
+#[test]
 fn overwrites_and_removes_persist_across_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let store = open(opts(tmp.path()));
