@@ -11,7 +11,7 @@ use super::format::is_pack_file_name;
 use super::fs::Fs;
 use super::manifest::{Manifest, MANIFEST_NAME};
 use super::save::LOCK_NAME;
-use super::stage::{stage_file_owner, Spill};
+use super::stage::{stage_file_owner, stage_lock_name, Spill};
 use super::store::{is_version_dir_name, Options};
 
 /// Deletes unreferenced packs and temp files in `dir`. Must run under the
@@ -53,7 +53,7 @@ fn remove_dead_stage_files(fs: &dyn Fs, dir: &Path, entries: &[super::fs::DirEnt
         }
     }
     for (owner, names) in owners {
-        let lock = dir.join(format!("stage-{owner}.lock"));
+        let lock = dir.join(stage_lock_name(owner));
         let Ok(Some(guard)) = fs.try_lock(&lock) else { continue };
         for name in names {
             let _ = fs.remove_file(&dir.join(name));
@@ -70,7 +70,7 @@ fn has_live_stage_files(fs: &dyn Fs, dir: &Path) -> bool {
         .iter()
         .filter_map(|e| stage_file_owner(&e.name))
         .filter(|(_, is_lock)| *is_lock)
-        .any(|(owner, _)| !matches!(fs.try_lock(&dir.join(format!("stage-{owner}.lock"))), Ok(Some(_))))
+        .any(|(owner, _)| !matches!(fs.try_lock(&dir.join(stage_lock_name(owner))), Ok(Some(_))))
 }
 
 /// Deletes sibling version directories whose manifest (or, without one, the

@@ -143,7 +143,8 @@ impl Spill {
     }
 }
 
-fn stage_lock_name(owner: &str) -> String {
+/// The lock file guarding `owner`'s stage files.
+pub fn stage_lock_name(owner: &str) -> String {
     format!("stage-{owner}.lock")
 }
 
