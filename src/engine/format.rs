@@ -29,6 +29,8 @@ pub const INDEX_ALIGN: usize = 16;
 /// Raw bytes per compressed block: `get` decompresses one block, not the pack.
 /// Readers take block bounds from the index, so this is the writer's choice.
 pub const BLOCK_SIZE: usize = 64 * 1024;
+/// Items per block at most: blocks of small values stay small (cheap `get`).
+pub const BLOCK_ITEMS: usize = 64;
 
 /// The pack index. Item `i` has key `keys[key_ends[i-1]..key_ends[i]]` and raw
 /// value `body[value_ends[i-1]..value_ends[i]]` (with `ends[-1] = 0`).

@@ -3,7 +3,7 @@
 
 use super::bloom;
 use super::error::{Error, Result};
-use super::format::{align_up, Header, PackIndex, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
+use super::format::{align_up, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -167,7 +167,7 @@ fn blocks(items: &[(&[u8], &[u8])]) -> Vec<std::ops::Range<usize>> {
     while i < items.len() {
         let start = i;
         let mut len = 0;
-        while i < items.len() && (len == 0 || len + items[i].1.len() <= BLOCK_SIZE) {
+        while i < items.len() && (len == 0 || (len + items[i].1.len() <= BLOCK_SIZE && i - start < BLOCK_ITEMS)) {
             len += items[i].1.len();
             i += 1;
         }
@@ -289,6 +289,27 @@ mod tests {
         }
         // A gap (item 10 left out): the values do not fill the buffer.
         assert!(raw_pack_over("s", 1, &items, &values).unwrap().is_none());
+    }
+
+    #[test]
+    fn blocks_end_at_block_size_or_block_items_and_never_split_a_value() {
+        let small: Vec<Vec<u8>> = (0..1000).map(|i| vec![i as u8; 4]).collect();
+        let big: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; [10_000, 70_000, 0][i % 3]]).collect();
+        for values in [small, big] {
+            let items: Vec<(&[u8], &[u8])> = values.iter().map(|v| (&b"k"[..], v.as_slice())).collect();
+            let cut = blocks(&items);
+            let mut next = 0;
+            for range in &cut {
+                let bytes: usize = items[range.clone()].iter().map(|(_, v)| v.len()).sum();
+                assert!(range.len() <= BLOCK_ITEMS, "{range:?} holds too many items");
+                assert!(bytes <= BLOCK_SIZE || range.len() == 1, "{range:?} holds {bytes} bytes");
+                assert!(items[next..range.start].iter().all(|(_, v)| v.is_empty()), "a value was left out");
+                next = range.end;
+            }
+            assert!(items[next..].iter().all(|(_, v)| v.is_empty()));
+        }
+        let tiny: Vec<(&[u8], &[u8])> = (0..1000).map(|_| (&b"k"[..], &b"four"[..])).collect();
+        assert_eq!(blocks(&tiny).len(), 1000usize.div_ceil(BLOCK_ITEMS));
     }
 
     #[test]
