@@ -12,17 +12,22 @@
 //! 40   8  index length
 //! 48   8  body length as stored
 //! 56   8  body length raw (sum of value lengths)
-//! 64  32  index hash: blake3(bytes 0..64 ++ bytes 96..index end)
+//! 64  32  index hash: blake3(bytes 0..64 ++ bytes 96..index end), the
+//!         pack's id and file name
 //! 96      scope name, zero padding to 16
-//!         index: rkyv archive of `PackIndex`
+//!         index: rkyv archive of `PackIndex`, with a hash of every block
 //!         body: blocks, each zstd or raw (raw when stored length == raw length)
-//! end-32  blake3 of every byte before it (also the pack's id and file name)
+//! end-32  the id again
 //! ```
+//!
+//! The id covers the header and the index, and the index holds each block's
+//! hash, so the id commits to every byte while a reader can check one block
+//! without reading the others.
 
 use rkyv::{Archive, Deserialize, Serialize};
 
 pub const PACK_MAGIC: [u8; 8] = *b"PCKPACK\0";
-pub const PACK_FORMAT: u32 = 1;
+pub const PACK_FORMAT: u32 = 2;
 pub const HEADER_LEN: usize = 96;
 pub const TRAILER_LEN: usize = 32;
 pub const INDEX_ALIGN: usize = 16;
@@ -42,6 +47,15 @@ pub struct PackIndex {
     pub value_ends: Vec<u64>,
     pub block_raw_ends: Vec<u64>,
     pub block_stored_ends: Vec<u64>,
+    /// [`block_hash`] of each block as stored.
+    pub block_hashes: Vec<[u8; 16]>,
+}
+
+/// The check of one stored block: the first 16 bytes of its blake3.
+pub fn block_hash(stored: &[u8]) -> [u8; 16] {
+    let mut out = [0; 16];
+    out.copy_from_slice(&blake3::hash(stored).as_bytes()[..16]);
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

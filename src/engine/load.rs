@@ -372,13 +372,16 @@ impl Store {
         shadowed: &KeySet,
         region: Option<(&Arc<Region>, Range<usize>)>,
     ) -> Result<PairBuf> {
-        let view = view_of(blob, meta, Verify::Full)?;
+        // Blocks are checked as they are decoded (while in cache), or all
+        // at once before a raw body is served in place.
+        let view = view_of(blob, meta, Verify::OnRead)?;
         let mut dead = meta.dead.iter().peekable();
         let live: Vec<usize> = (0..view.len())
             .filter(|&i| dead.next_if(|&&d| d as usize == i).is_none())
             .filter(|&i| shadowed.is_empty() || !shadowed.contains(KeyBytes::new(view.key(i))))
             .collect();
         if view.is_raw_in_place() {
+            view.check_body()?;
             // Offsets into the pack's mapping, or into its group's.
             let base = group.map_or(0, |(_, base)| base);
             let pairs = live

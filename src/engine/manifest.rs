@@ -46,7 +46,8 @@ pub struct ScopeMeta {
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct PackMeta {
-    /// blake3 of the pack file minus its trailer (which repeats it).
+    /// The pack's index hash, which commits to every byte (see `format`);
+    /// its trailer repeats it.
     pub id: [u8; 32],
     pub file_len: u64,
     pub items: u32,

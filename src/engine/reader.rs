@@ -2,21 +2,28 @@
 //! serves keys and values straight from the mapping (no parse step).
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use rkyv::util::AlignedVec;
 
 use super::error::{Error, Result};
-use super::format::{ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
+use super::format::{block_hash, ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
 use super::fs::Blob;
 use super::keyhash::hash_key;
 
-/// How much of a pack to verify when opening it.
+/// How much of a pack to verify, and when. The header and index are always
+/// checked on opening (their hash is the pack's id); the modes differ in the
+/// blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verify {
-    /// blake3 of the whole file against the trailer and the manifest's id.
+    /// Every block when opening: for readers of the whole pack.
     Full,
-    /// Only the header + index hash (enough to read keys, not values).
+    /// Each block the first time it is read: a `get` reads one block, and
+    /// must not pay for hashing the whole pack.
+    OnRead,
+    /// No block: for packs whose bytes never left this process's memory, or
+    /// whose keys alone are read.
     IndexOnly,
 }
 
@@ -36,6 +43,9 @@ pub struct PackView {
     /// `(hash of key, item)`, sorted: built by the first `find` on a pack
     /// with many keys (a view `get` keeps), never by loads or saves.
     lookup: OnceLock<Box<[(u64, u32)]>>,
+    /// Blocks whose hash has been checked, one bit each (all set unless
+    /// opened with `Verify::OnRead`; `IndexOnly` counts as checked).
+    checked: Box<[AtomicU64]>,
 }
 
 /// Up to this many keys, `find` scans them instead of building a table.
@@ -66,19 +76,12 @@ impl PackView {
         let header = Header::read(bytes).map_err(|e| corrupt(id, e))?;
         header.check_bounds(bytes.len()).map_err(|e| corrupt(id, e))?;
         let index_end = header.body_off();
-        match verify {
-            Verify::Full => {
-                let (content, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
-                let actual = blake3::hash(content);
-                if actual.as_bytes() != trailer || trailer != id {
-                    return Err(corrupt(id, "checksum mismatch"));
-                }
-            }
-            Verify::IndexOnly => {
-                if Header::compute_index_hash(bytes, index_end) != header.index_hash {
-                    return Err(corrupt(id, "index checksum mismatch"));
-                }
-            }
+        let trailer = &bytes[bytes.len() - TRAILER_LEN..];
+        if header.index_hash != *id || trailer != id {
+            return Err(corrupt(id, "checksum mismatch"));
+        }
+        if Header::compute_index_hash(bytes, index_end) != header.index_hash {
+            return Err(corrupt(id, "index checksum mismatch"));
         }
         let index_bytes = &bytes[header.index_off as usize..index_end];
         let index_copy = if (index_bytes.as_ptr() as usize) % 16 == 0 {
@@ -88,12 +91,47 @@ impl PackView {
             v.extend_from_slice(index_bytes);
             Some(v)
         };
-        let view = PackView { blob, header, index_copy, lookup: OnceLock::new() };
+        let mut view = PackView { blob, header, index_copy, lookup: OnceLock::new(), checked: Box::new([]) };
         view.validate_index().map_err(|e| corrupt(id, e))?;
         if (*view.blob).as_ref()[HEADER_LEN..HEADER_LEN + header.scope_len as usize].is_empty() {
             return Err(corrupt(id, "empty scope name"));
         }
+        let blocks = view.index().block_raw_ends.len();
+        let fill = if verify == Verify::IndexOnly { u64::MAX } else { 0 };
+        view.checked = (0..blocks.div_ceil(64)).map(|_| AtomicU64::new(fill)).collect();
+        if verify == Verify::Full {
+            view.check_body()?;
+        }
         Ok(view)
+    }
+
+    /// Checks block `b` against its hash unless that was done before.
+    fn check_block(&self, index: &ArchivedPackIndex, b: usize) -> Result<()> {
+        let (word, bit) = (&self.checked[b / 64], 1u64 << (b % 64));
+        if word.load(Ordering::Acquire) & bit != 0 {
+            return Ok(());
+        }
+        let stored = &(*self.blob).as_ref()[self.block_stored(index, b)];
+        if block_hash(stored) != index.block_hashes[b] {
+            return Err(Error::corrupted(format!("pack {}: block {b} checksum mismatch", self.file_name())));
+        }
+        word.fetch_or(bit, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Checks every block not checked yet: the whole body is then as written.
+    pub fn check_body(&self) -> Result<()> {
+        let index = self.index();
+        (0..index.block_raw_ends.len()).try_for_each(|b| self.check_block(index, b))
+    }
+
+    fn body_checked(&self) -> bool {
+        let blocks = self.index().block_raw_ends.len();
+        (0..blocks).all(|b| self.checked[b / 64].load(Ordering::Acquire) & (1 << (b % 64)) != 0)
+    }
+
+    fn file_name(&self) -> String {
+        super::format::pack_file_name(&self.header.index_hash)
     }
 
     fn index_bytes(&self) -> &[u8] {
@@ -119,6 +157,7 @@ impl PackView {
             || !ends_ok(&index.block_raw_ends, self.header.body_raw)
             || !ends_ok(&index.block_stored_ends, self.header.body_stored)
             || index.block_raw_ends.len() != index.block_stored_ends.len()
+            || index.block_hashes.len() != index.block_raw_ends.len()
         {
             return Err("index offsets are inconsistent".into());
         }
@@ -202,6 +241,7 @@ impl PackView {
     }
 
     fn decode_block(&self, index: &ArchivedPackIndex, b: usize, out: &mut [u8]) -> Result<()> {
+        self.check_block(index, b)?;
         let stored = &(*self.blob).as_ref()[self.block_stored(index, b)];
         if stored.len() == out.len() {
             out.copy_from_slice(stored);
@@ -240,8 +280,10 @@ impl PackView {
         Some(start..start + key.len())
     }
 
-    /// Where value `i` lies in the blob (only for a raw body).
+    /// Where value `i` lies in the blob (only for a raw body, once
+    /// [`check_body`](Self::check_body) has passed).
     pub fn value_range_in_blob(&self, i: usize) -> Range<usize> {
+        debug_assert!(self.body_checked(), "raw values served before their blocks were checked");
         let r = self.value_range(i);
         let off = self.header.body_off();
         r.start + off..r.end + off
@@ -265,6 +307,7 @@ impl PackView {
     pub fn decode_body(&self) -> Result<Body> {
         let off = self.header.body_off();
         if self.header.body_stored == self.header.body_raw {
+            self.check_body()?;
             let range = off..off + self.header.body_raw as usize;
             return Ok(Body::Mapped(self.blob.clone(), range));
         }

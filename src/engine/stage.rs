@@ -282,10 +282,11 @@ impl Staged {
         let view = match &self.place {
             Place::Memory(pack) => PackView::open(Arc::new(pack.to_bytes()), &self.meta.id, Verify::IndexOnly)
                 .map_err(|e| Error::Internal(format!("a staged pack does not read back: {e}")))?,
-            // A stage file could have been damaged or deleted on disk: check it all.
+            // A stage file could have been damaged or deleted on disk: each
+            // block read is checked.
             Place::File(path, spill) => {
-                let blob = spill.fs.map_file_whole(path).map_err(|e| Error::io("open stage file", path, e))?;
-                PackView::open(blob, &self.meta.id, Verify::Full)?
+                let blob = spill.fs.map_file(path).map_err(|e| Error::io("open stage file", path, e))?;
+                PackView::open(blob, &self.meta.id, Verify::OnRead)?
             }
         };
         Ok(self.view.get_or_init(|| Arc::new(view)).clone())

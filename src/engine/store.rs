@@ -99,14 +99,18 @@ pub struct Store {
 }
 
 /// Directory of one version under the root: the version string is hashed, so
-/// no version can name a path outside the root.
+/// no version can name a path outside the root. The prefix names the on-disk
+/// format (`pc2`: packs of format 2), so a release that changes it starts
+/// afresh beside the old directory instead of reading packs it cannot.
 pub fn version_dir_name(version: &str) -> String {
-    format!("pc1-{}", &blake3::hash(version.as_bytes()).to_hex()[..32])
+    format!("pc2-{}", &blake3::hash(version.as_bytes()).to_hex()[..32])
 }
 
+/// Names of version directories of this format and of older ones (`pc1-`),
+/// which expire like unused versions.
 pub fn is_version_dir_name(name: &str) -> bool {
     name.len() == 36
-        && name.starts_with("pc1-")
+        && (name.starts_with("pc1-") || name.starts_with("pc2-"))
         && name[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
@@ -261,8 +265,12 @@ impl Store {
     }
 
     pub(crate) fn note_damage(&self, meta: &PackMeta, e: &Error, final_attempt: bool) {
+        self.note_damage_of(meta.id, e, final_attempt);
+    }
+
+    fn note_damage_of(&self, id: [u8; 32], e: &Error, final_attempt: bool) {
         if matches!(e, Error::Corrupted { .. }) || (final_attempt && e.is_not_found()) {
-            self.corrupt_packs.lock().unwrap().insert(meta.id);
+            self.corrupt_packs.lock().unwrap().insert(id);
         }
     }
 
@@ -343,9 +351,18 @@ impl Store {
         key: &[u8],
         final_attempt: bool,
     ) -> Result<Option<Vec<u8>>> {
-        let open = |pack: &PackMeta| self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt));
+        let mut found = None;
+        let open = |pack: &PackMeta| {
+            found = Some(pack.id);
+            self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))
+        };
         match find_live(manifest, scope, key, open)? {
-            Some((view, i)) => view.read_value(i).map(Some),
+            Some((view, i)) => view.read_value(i).map(Some).inspect_err(|e| {
+                // A block is checked when first read: damage shows here too.
+                if let Some(id) = found {
+                    self.note_damage_of(id, e, final_attempt);
+                }
+            }),
             None => Ok(None),
         }
     }
@@ -354,7 +371,7 @@ impl Store {
         if let Some(v) = self.views.lock().unwrap().get(&meta.id) {
             return Ok(v.clone());
         }
-        let view = Arc::new(self.open_pack(meta, Verify::Full)?);
+        let view = Arc::new(self.open_pack(meta, Verify::OnRead)?);
         let mut views = self.views.lock().unwrap();
         if views.len() >= 256 {
             views.clear(); // bounded: mappings are cheap to re-open, not to hold forever
@@ -475,7 +492,7 @@ impl Store {
         let path = self.dir.join(meta.file_name());
         let blob = match verify {
             Verify::Full => self.fs.map_file_whole(&path),
-            Verify::IndexOnly => self.fs.map_file(&path),
+            Verify::OnRead | Verify::IndexOnly => self.fs.map_file(&path),
         };
         view_of(blob.map_err(|e| Error::io("open", &path, e))?, meta, verify)
     }

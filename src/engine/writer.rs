@@ -3,7 +3,7 @@
 
 use super::bloom;
 use super::error::{Error, Result};
-use super::format::{align_up, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
+use super::format::{align_up, block_hash, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -67,7 +67,7 @@ pub fn encode_pack_in(
 ) -> Result<EncodedPack> {
     let mut index = index_of(items);
     let body = encode_body(items, compression, &mut index, values, reuse)?;
-    let mut pack = seal(scope, generation, items, &index, &body)?;
+    let mut pack = seal(scope, generation, items, &index, body.len())?;
     pack.body = body;
     Ok(pack)
 }
@@ -99,11 +99,13 @@ pub fn raw_pack_over(scope: &str, generation: u64, items: &[(&[u8], &[u8])], val
     let mut index = index_of(items);
     let mut raw_end = 0u64;
     for block in blocks(items) {
+        let start = raw_end as usize;
         raw_end += items[block].iter().map(|(_, v)| v.len() as u64).sum::<u64>();
         index.block_raw_ends.push(raw_end);
         index.block_stored_ends.push(raw_end);
+        index.block_hashes.push(block_hash(&values[start..raw_end as usize]));
     }
-    let pack = seal(scope, generation, items, &index, values)?;
+    let pack = seal(scope, generation, items, &index, values.len())?;
     Ok(Some(RawPack { pack, body_len: values.len() }))
 }
 
@@ -124,8 +126,15 @@ fn index_of(items: &[(&[u8], &[u8])]) -> PackIndex {
     index
 }
 
-/// Header, index and id of a pack with `body` (left out of the result).
-fn seal(scope: &str, generation: u64, items: &[(&[u8], &[u8])], index: &PackIndex, body: &[u8]) -> Result<EncodedPack> {
+/// Header, index and id of a pack whose body (left out of the result) is
+/// `body_len` bytes of the blocks `index` describes.
+fn seal(
+    scope: &str,
+    generation: u64,
+    items: &[(&[u8], &[u8])],
+    index: &PackIndex,
+    body_len: usize,
+) -> Result<EncodedPack> {
     let count = u32::try_from(items.len()).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
     let key_bytes = index.keys.len() as u64;
     let value_bytes = index.value_ends.last().copied().unwrap_or(0);
@@ -144,17 +153,14 @@ fn seal(scope: &str, generation: u64, items: &[(&[u8], &[u8])], index: &PackInde
         scope_len: scope.len() as u16,
         index_off: index_off as u64,
         index_len: archived.len() as u64,
-        body_stored: body.len() as u64,
+        body_stored: body_len as u64,
         body_raw: value_bytes,
         index_hash: [0; 32],
     };
     header.write(&mut head[..HEADER_LEN]);
     header.index_hash = Header::compute_index_hash(&head, index_end);
     header.write(&mut head[..HEADER_LEN]);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&head);
-    hasher.update(body);
-    let id = *hasher.finalize().as_bytes();
+    let id = header.index_hash;
     let bloom = bloom::build(items.iter().map(|(k, _)| *k));
     Ok(EncodedPack { id, head, body: Vec::new(), items: count, raw_bytes: key_bytes + value_bytes, bloom })
 }
@@ -220,6 +226,7 @@ fn encode_body(
         }
         index.block_raw_ends.push(raw_end);
         index.block_stored_ends.push(body.len() as u64);
+        index.block_hashes.push(block_hash(&body[at..]));
     }
     Ok(body)
 }

@@ -328,6 +328,28 @@ fn versions_are_isolated_and_unused_ones_expire() {
     assert!(!old_dir.exists());
 }
 
+/// A release with another pack format uses a directory of its own: an older
+/// format's directory expires like an unused version, a newer one's is kept.
+#[test]
+fn older_format_directories_expire_and_newer_ones_are_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    let older = tmp.path().join(format!("pc1-{}", "0".repeat(32)));
+    let newer = tmp.path().join(format!("pc3-{}", "0".repeat(32)));
+    for dir in [&older, &newer] {
+        std::fs::create_dir(dir).unwrap();
+        let manifest = std::fs::File::create(dir.join("MANIFEST")).unwrap();
+        manifest.set_modified(past).unwrap();
+    }
+    let mut o = opts(tmp.path());
+    o.expire = Some(Duration::from_secs(60));
+    let store = open(o);
+    assert!(store.dir().file_name().unwrap().to_string_lossy().starts_with("pc2-"));
+    store.set("s", b"k", b"v").unwrap();
+    assert_eq!(store.save().unwrap().versions_expired, 1);
+    assert!(!older.exists() && newer.exists());
+}
+
 #[test]
 fn readonly_store_creates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -504,6 +526,61 @@ fn every_flipped_pack_byte_is_reported_corrupt() {
         let result = reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, reader::Verify::Full);
         assert!(matches!(result, Err(Error::Corrupted { .. })), "truncation to {len} went unnoticed");
     }
+}
+
+/// With blocks checked as they are read, damage to one block fails the reads
+/// of that block's values and no other: everything else reads back exactly.
+#[test]
+fn a_flipped_body_byte_fails_only_the_values_of_its_block() {
+    let values: Vec<Vec<u8>> = (0..300u64).map(|i| noise(i, 40 + (i as usize % 7) * 30)).collect();
+    let keys: Vec<Vec<u8>> = (0..300u64).map(|i| format!("key{i}").into_bytes()).collect();
+    let items: Vec<(&[u8], &[u8])> = keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    for compression in [Compression::None, Compression::Zstd(1)] {
+        let whole = writer::encode_pack("scope", 1, &items, compression).unwrap().to_bytes();
+        let id: [u8; 32] = whole[whole.len() - 32..].try_into().unwrap();
+        let body_off = format::Header::read(&whole).unwrap().body_off();
+        for pos in (body_off..whole.len() - 32).step_by(97) {
+            let mut bytes = whole.clone();
+            bytes[pos] ^= 0x20;
+            let view = reader::PackView::open(Arc::new(bytes), &id, reader::Verify::OnRead).unwrap();
+            let mut failed = 0;
+            for (i, value) in values.iter().enumerate() {
+                match view.read_value(i) {
+                    Ok(got) => assert_eq!(&got, value, "byte {pos} flipped: item {i} read wrong bytes"),
+                    Err(Error::Corrupted { .. }) => failed += 1,
+                    Err(e) => panic!("byte {pos} flipped: item {i}: {e}"),
+                }
+            }
+            assert!((1..=format::BLOCK_ITEMS).contains(&failed), "byte {pos} flipped: {failed} reads failed");
+            assert!(matches!(view.decode_body(), Err(Error::Corrupted { .. })), "byte {pos}: whole body read");
+        }
+    }
+}
+
+#[test]
+fn get_reads_intact_blocks_of_a_damaged_pack_and_the_next_save_resets_its_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(opts(tmp.path()));
+    let mut model = Model::new();
+    fill(&store, "s", &mut model, 0..200, 50);
+    store.save().unwrap();
+    let manifest = store.read_manifest().unwrap();
+    assert_eq!(manifest.scope("s").unwrap().packs.len(), 1);
+    let pack = store.dir().join(manifest.scope("s").unwrap().packs[0].file_name());
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 0x01; // inside the last block
+    std::fs::write(&pack, bytes).unwrap();
+
+    let reader = open(opts(tmp.path()));
+    let (first, last) = (model.keys().next().unwrap(), model.keys().last().unwrap());
+    assert_eq!(reader.get("s", first).unwrap().as_ref(), Some(&model[first]));
+    assert!(matches!(reader.get("s", last), Err(Error::Corrupted { .. })));
+    assert_eq!(reader.get_cached("s", last), None, "a failed block is not served from the cache either");
+    reader.set("other", b"k", b"v").unwrap();
+    reader.save().unwrap();
+    assert_eq!(loaded(&open(opts(tmp.path())), "s"), Model::new(), "the damaged scope was reset");
+    assert!(!pack.exists(), "the damaged pack was collected");
 }
 
 #[test]
