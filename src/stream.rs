@@ -4,7 +4,7 @@
 //! single JS task converts the whole load.
 //!
 //! A pack becomes one Buffer over its bytes (the private mapping when stored
-//! raw, else the decoded buffer) plus a Float64Array of offsets; a small JS
+//! raw, else the decoded buffer) plus a typed array of offsets; a small JS
 //! helper, compiled once per thread, slices it into `[key, value]` Buffers
 //! with `subarray` — views, not copies, and no backing store per value.
 
@@ -42,11 +42,11 @@ const HELPERS: &str = r#"(() => {
       const out = st.parts[job.scope][job.seq]
       if (FastBuffer) {
         for (let i = job.at; i < end; i += 4) {
-          out.push([new FastBuffer(ab, base + offs[i], offs[i + 1] - offs[i]), new FastBuffer(ab, base + offs[i + 2], offs[i + 3] - offs[i + 2])])
+          out[i >> 2] = [new FastBuffer(ab, base + offs[i], offs[i + 1] - offs[i]), new FastBuffer(ab, base + offs[i + 2], offs[i + 3] - offs[i + 2])]
         }
       } else {
         const buf = job.buf
-        for (let i = job.at; i < end; i += 4) out.push([buf.subarray(offs[i], offs[i + 1]), buf.subarray(offs[i + 2], offs[i + 3])])
+        for (let i = job.at; i < end; i += 4) out[i >> 2] = [buf.subarray(offs[i], offs[i + 1]), buf.subarray(offs[i + 2], offs[i + 3])]
       }
       job.at = end
       if (end === offs.length) st.queue.shift()
@@ -63,6 +63,7 @@ const HELPERS: &str = r#"(() => {
   const settle = (st) => {
     if (st.error) return st.reject(st.error)
     const joined = st.parts.map((parts) => {
+      if (parts.length === 1 && parts[0]) return parts[0]
       let n = 0
       for (const p of parts) if (p) n += p.length
       const out = new Array(n)
@@ -80,7 +81,8 @@ const HELPERS: &str = r#"(() => {
     },
     push(st, scope, seq, buf, offs) {
       if (st.error) return
-      st.parts[scope][seq] = []
+      // Sized up front: filled in place, never regrown.
+      st.parts[scope][seq] = new Array(offs.length >> 2)
       st.queue.push({ scope, seq, buf, offs, at: 0 })
       schedule(st)
     },
@@ -214,17 +216,29 @@ unsafe fn part_buffer(
     Ok((buf, offsets))
 }
 
-unsafe fn float64_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_value> {
+/// The offsets as a typed array: `Uint32Array` (half the memory) when they
+/// all fit, else `Float64Array` (exact up to 2^53).
+unsafe fn offsets_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_value> {
+    let narrow = values.iter().all(|&v| v <= u32::MAX as f64);
+    let (kind, width) = match narrow {
+        true => (sys::TypedarrayType::uint32_array, 4),
+        false => (sys::TypedarrayType::float64_array, 8),
+    };
     let mut data = null_mut();
     let mut ab = null_mut();
-    check_status!(unsafe { sys::napi_create_arraybuffer(env, values.len() * 8, &mut data, &mut ab) })?;
+    check_status!(unsafe { sys::napi_create_arraybuffer(env, values.len() * width, &mut data, &mut ab) })?;
     if !values.is_empty() {
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), data.cast::<f64>(), values.len()) };
+        // SAFETY: the array buffer was just created with room for every value.
+        let out = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), values.len() * width) };
+        match narrow {
+            true => {
+                out.chunks_exact_mut(4).zip(values).for_each(|(o, &v)| o.copy_from_slice(&(v as u32).to_ne_bytes()))
+            }
+            false => out.chunks_exact_mut(8).zip(values).for_each(|(o, &v)| o.copy_from_slice(&v.to_ne_bytes())),
+        }
     }
     let mut out = null_mut();
-    check_status!(unsafe {
-        sys::napi_create_typedarray(env, sys::TypedarrayType::float64_array, values.len(), ab, 0, &mut out)
-    })?;
+    check_status!(unsafe { sys::napi_create_typedarray(env, kind, values.len(), ab, 0, &mut out) })?;
     Ok(out)
 }
 
@@ -288,7 +302,7 @@ unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> 
             if !ctx.failed {
                 unsafe {
                     let (buf, offsets) = part_buffer(env, ctx, bytes, offsets)?;
-                    let args = [state, number(env, scope)?, number(env, seq)?, buf, float64_array(env, &offsets)?];
+                    let args = [state, number(env, scope)?, number(env, seq)?, buf, offsets_array(env, &offsets)?];
                     call(env, c"push", &args)?;
                 }
             }
