@@ -1,6 +1,8 @@
 //! Checks of JavaScript arguments. Wrong types throw `TypeError`; the raw
 //! N-API calls avoid a copy for Buffers and work for any Uint8Array.
 
+use std::borrow::Cow;
+
 use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result, ValueType};
 
@@ -21,7 +23,9 @@ pub fn with_str<R>(env: &Env, value: &Unknown, name: &str, f: impl FnOnce(&str) 
     }
     let mut buf = [0u8; 256];
     let mut written = 0usize;
-    unsafe { sys::napi_get_value_string_utf8(env.raw(), value.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut written) };
+    unsafe {
+        sys::napi_get_value_string_utf8(env.raw(), value.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut written)
+    };
     if written < buf.len() - 1 {
         if let Ok(s) = std::str::from_utf8(&buf[..written]) {
             return Ok(f(s));
@@ -66,17 +70,18 @@ fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
-/// A key: Buffer, Uint8Array or string (stored as its UTF-8 bytes).
-pub fn key(env: &Env, value: &Unknown) -> Result<Vec<u8>> {
+/// A key: Buffer, Uint8Array or string (stored as its UTF-8 bytes). A
+/// Buffer's bytes are borrowed: valid while `value` is.
+pub fn key<'a>(env: &Env, value: &'a Unknown) -> Result<Cow<'a, [u8]>> {
     bytes_or_string(env, value, "key")
 }
 
-fn bytes_or_string(env: &Env, value: &Unknown, name: &str) -> Result<Vec<u8>> {
+fn bytes_or_string<'a>(env: &Env, value: &'a Unknown, name: &str) -> Result<Cow<'a, [u8]>> {
     if let Some(bytes) = typed_bytes(env, value) {
-        return Ok(bytes.to_vec());
+        return Ok(Cow::Borrowed(bytes));
     }
     if value.get_type()? == ValueType::String {
-        return Ok(read_string(env, value)?.into_bytes());
+        return Ok(Cow::Owned(read_string(env, value)?.into_bytes()));
     }
     Err(type_error(env, &format!("{name} must be a Buffer, Uint8Array or string")))
 }
@@ -87,7 +92,7 @@ pub fn value<'a>(env: &Env, value: &'a Unknown) -> Result<&'a [u8]> {
 }
 
 /// Data to hash: like a key.
-pub fn data(env: &Env, value: &Unknown) -> Result<Vec<u8>> {
+pub fn data<'a>(env: &Env, value: &'a Unknown) -> Result<Cow<'a, [u8]>> {
     bytes_or_string(env, value, "data")
 }
 

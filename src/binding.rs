@@ -138,7 +138,7 @@ impl PackStorage {
     )]
     pub fn get<'e>(&self, env: &'e Env, scope: Unknown, key: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
         let scope = args::string(env, &scope, "scope")?;
-        let key = args::key(env, &key)?;
+        let key = args::key(env, &key)?.into_owned();
         // Most gets of a warm instance need one block of a pack it has open:
         // answering here saves two thread hops (≈ 3× faster than the pool).
         if let Some(found) = self.store.get_cached(&scope, &key) {

@@ -476,11 +476,18 @@ pub struct Stager {
 
 impl Stager {
     /// Stages one pair and returns where it went, and a chunk this sealed
-    /// (for [`encode_later`], once the caller holds no lock).
-    pub fn push(&mut self, scope: &str, key: &[u8], value: &[u8], config: &StageConfig) -> (Value, Option<Arc<Chunk>>) {
+    /// (for [`encode_later`], once the caller holds no lock). `config` is
+    /// asked only when a chunk is started.
+    pub fn push(
+        &mut self,
+        scope: &str,
+        key: &[u8],
+        value: &[u8],
+        config: impl Fn() -> StageConfig,
+    ) -> (Value, Option<Arc<Chunk>>) {
         let mut sealed = None;
         loop {
-            let chunk = self.open.get_or_insert_with(|| Chunk::new(scope, config.clone())).clone();
+            let chunk = self.open.get_or_insert_with(|| Chunk::new(scope, config())).clone();
             match chunk.push(key, value) {
                 Push::Added { item, full } => {
                     if full {
@@ -611,9 +618,9 @@ mod tests {
     #[test]
     fn superseded_item_is_left_out_of_its_pack() {
         let mut stager = Stager::default();
-        let (first, _) = stager.push("s", b"k", b"old value", &config(1 << 20));
+        let (first, _) = stager.push("s", b"k", b"old value", || config(1 << 20));
         first.supersede();
-        let (second, _) = stager.push("s", b"k", b"new value", &config(1 << 20));
+        let (second, _) = stager.push("s", b"k", b"new value", || config(1 << 20));
         assert!(Arc::ptr_eq(&first.chunk, &second.chunk), "one open chunk");
         let staged = second.chunk.encoded().unwrap();
         assert_eq!(staged.meta.items, 1);
@@ -625,8 +632,8 @@ mod tests {
     #[test]
     fn chunk_is_sealed_before_an_item_would_pass_pack_size() {
         let mut stager = Stager::default();
-        let (a, sealed_a) = stager.push("s", b"a", &[1; 60], &config(100));
-        let (b, sealed_b) = stager.push("s", b"b", &[2; 60], &config(100));
+        let (a, sealed_a) = stager.push("s", b"a", &[1; 60], || config(100));
+        let (b, sealed_b) = stager.push("s", b"b", &[2; 60], || config(100));
         assert!(sealed_a.is_none());
         let sealed_b = sealed_b.expect("the first chunk is handed back for encoding");
         assert!(Arc::ptr_eq(&sealed_b, &a.chunk) && !Arc::ptr_eq(&a.chunk, &b.chunk));
@@ -638,7 +645,7 @@ mod tests {
         let values: Vec<(Vec<u8>, Vec<u8>)> = (0..300u32)
             .map(|i| (format!("key{i}").into_bytes(), format!("{i}-").repeat(i as usize % 40).into_bytes()))
             .collect();
-        let staged: Vec<Value> = values.iter().map(|(k, v)| stager.push("s", k, v, &config(4096)).0).collect();
+        let staged: Vec<Value> = values.iter().map(|(k, v)| stager.push("s", k, v, || config(4096)).0).collect();
         let before: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap().unwrap()).collect();
         for v in &staged {
             v.chunk.encoded().unwrap();

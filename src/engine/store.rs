@@ -212,13 +212,13 @@ impl Store {
         self.check_open()?;
         validate_scope(scope)?;
         validate_key(key)?;
-        let config = StageConfig {
+        let config = || StageConfig {
             compression: self.opts.compression,
             pack_size: self.opts.pack_size,
             generation: self.seen_generation.load(Ordering::Relaxed) + 1,
             spill: self.spill.clone(),
         };
-        self.pending.set(scope, key, value, &config);
+        self.pending.set(scope, key, value, config);
         Ok(())
     }
 
