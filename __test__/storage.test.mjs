@@ -187,6 +187,20 @@ test('wrong argument types throw TypeError', async (t) => {
   assert.throws(() => new PackStorage({ root: '/tmp', version: '1', compression: 'gzip' }), { code: 'PACKCACHE_INVALID_ARG' })
 })
 
+test('set called on anything but a PackStorage throws and stores nothing', async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  const { set } = PackStorage.prototype
+  for (const receiver of [{}, new Date(), Object.create(PackStorage.prototype), undefined, null]) {
+    assert.throws(() => set.call(receiver, 's', 'k', Buffer.from('v')), { name: 'TypeError', code: 'PACKCACHE_INVALID_ARG' })
+  }
+  set.call(a, 's', 'k', Buffer.from('v'))
+  assert.equal(set.name, 'set')
+  assert.deepEqual((await a.load('s')).map(([k, v]) => [k.toString(), v.toString()]), [['k', 'v']])
+  await a.save()
+  assert.deepEqual((await new PackStorage({ root, version: '1' }).load('s')).map(([k, v]) => [k.toString(), v.toString()]), [['k', 'v']])
+})
+
 test('a readonly instance writes nothing and save rejects with PACKCACHE_READONLY', async (t) => {
   const parent = tempRoot(t)
   const root = path.join(parent, 'not-created')

@@ -13,6 +13,8 @@ pub mod binding;
 #[cfg(feature = "node")]
 mod convert;
 #[cfg(feature = "node")]
+mod fast;
+#[cfg(feature = "node")]
 mod js_errors;
 #[cfg(feature = "node")]
 mod options;
