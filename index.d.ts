@@ -78,8 +78,9 @@ export interface PackStorageOptions {
    */
   packSize?: number
   /**
-   * Milliseconds: other versions unused for longer are deleted by `save()`.
-   * Default 7 days; `Infinity` keeps them forever.
+   * Milliseconds: other versions unused for longer are deleted by `save()`,
+   * and so are directories of an older on-disk format. Default 7 days;
+   * `Infinity` keeps them forever.
    */
   expire?: number
   /** fsync packs, manifest and directory before `save()` resolves. Default false. */

@@ -26,8 +26,9 @@ pub struct PackStorageOptions {
     /// Target uncompressed bytes per pack, and per staging chunk of unsaved
     /// sets (compressed in the background once full). Default 4 MiB.
     pub pack_size: Option<f64>,
-    /// Milliseconds: other versions unused for longer are deleted by `save()`.
-    /// Default 7 days; `Infinity` keeps them forever.
+    /// Milliseconds: other versions unused for longer are deleted by `save()`,
+    /// and so are directories of an older on-disk format. Default 7 days;
+    /// `Infinity` keeps them forever.
     pub expire: Option<f64>,
     /// fsync packs, manifest and directory before `save()` resolves. Default false.
     pub fsync: Option<bool>,
