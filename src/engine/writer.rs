@@ -165,15 +165,16 @@ fn seal(
     Ok(EncodedPack { id, head, body: Vec::new(), items: count, raw_bytes: key_bytes + value_bytes, bloom })
 }
 
-/// Item ranges of the body's blocks: about `BLOCK_SIZE` raw bytes each,
-/// never splitting a value; runs of empty values need no block.
+/// Item ranges of the body's blocks: at most `BLOCK_SIZE` raw bytes (or one
+/// larger value) and `BLOCK_ITEMS` items each, never splitting a value; runs
+/// of empty values need no block.
 fn blocks(items: &[(&[u8], &[u8])]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < items.len() {
         let start = i;
         let mut len = 0;
-        while i < items.len() && (len == 0 || (len + items[i].1.len() <= BLOCK_SIZE && i - start < BLOCK_ITEMS)) {
+        while i < items.len() && (i == start || (len + items[i].1.len() <= BLOCK_SIZE && i - start < BLOCK_ITEMS)) {
             len += items[i].1.len();
             i += 1;
         }
@@ -302,7 +303,8 @@ mod tests {
     fn blocks_end_at_block_size_or_block_items_and_never_split_a_value() {
         let small: Vec<Vec<u8>> = (0..1000).map(|i| vec![i as u8; 4]).collect();
         let big: Vec<Vec<u8>> = (0..40).map(|i| vec![i as u8; [10_000, 70_000, 0][i % 3]]).collect();
-        for values in [small, big] {
+        let after_empty: Vec<Vec<u8>> = (0..300).map(|i| vec![1; if i < 150 { 0 } else { 3 }]).collect();
+        for values in [small, big, after_empty] {
             let items: Vec<(&[u8], &[u8])> = values.iter().map(|v| (&b"k"[..], v.as_slice())).collect();
             let cut = blocks(&items);
             let mut next = 0;
