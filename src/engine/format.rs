@@ -153,7 +153,11 @@ pub fn pack_file_name(id: &[u8; 32]) -> String {
 
 /// `true` for names that `pack_file_name` produces.
 pub fn is_pack_file_name(name: &str) -> bool {
-    name.len() == 37
-        && name.ends_with(".pack")
-        && name[..32].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    name.len() == 37 && name.ends_with(".pack") && is_lower_hex(&name[..32])
+}
+
+/// `true` when `s` is lowercase hex digits only (the names packcache gives
+/// its files and directories).
+pub fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

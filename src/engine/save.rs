@@ -191,8 +191,8 @@ fn write_staged(store: &Store, staged: &Staged) -> Result<()> {
     match fs.hard_link(stage_path, &path) {
         Ok(()) => return Ok(()),
         // Under the lock, a file of this name is left from an earlier try
-        // (packs are named by the hash of their bytes); replaced, in case
-        // a crash tore it.
+        // (packs are named by a hash that commits to their bytes); replaced,
+        // in case a crash tore it.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             if fs.remove_file(&path).is_ok() && fs.hard_link(stage_path, &path).is_ok() {
                 return Ok(());

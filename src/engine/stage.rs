@@ -19,6 +19,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use super::error::{Error, Result};
+use super::format::is_lower_hex;
 use super::fs::{Fs, LockGuard};
 use super::load::PairBuf;
 use super::manifest::PackMeta;
@@ -164,7 +165,7 @@ fn fresh_owner_name() -> String {
 /// `stage-<owner>.lock`), and whether `name` is the lock.
 pub fn stage_file_owner(name: &str) -> Option<(&str, bool)> {
     let rest = name.strip_prefix("stage-")?;
-    let is_hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let is_hex = |s: &str| s.len() == 16 && is_lower_hex(s);
     if let Some(owner) = rest.strip_suffix(".lock") {
         return is_hex(owner).then_some((owner, true));
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::bloom;
 use super::error::{Error, Result};
-use super::format::BLOCK_SIZE;
+use super::format::{is_lower_hex, BLOCK_SIZE};
 use super::fs::{Blob, Fs, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
@@ -111,7 +111,7 @@ pub fn version_dir_name(version: &str) -> String {
 pub fn is_version_dir_name(name: &str) -> bool {
     name.len() == 36
         && (name.starts_with("pc1-") || name.starts_with("pc2-"))
-        && name[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && is_lower_hex(&name[4..])
 }
 
 /// Scope names are 1–128 characters of `[A-Za-z0-9_.-]`, not `.` or `..`.
