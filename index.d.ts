@@ -38,7 +38,8 @@ export declare class PackStorage {
    * staged in chunks of about `packSize` bytes that are compressed and
    * written to a stage file in the background as they fill (unsaved data
    * does not stay in memory); when the background falls behind, the `set`
-   * that fills a chunk does that itself (a few ms).
+   * that fills a chunk does that itself (a few ms). Each instance's `set`
+   * is bound to it, so `const { set } = storage` works.
    */
   set(scope: string, key: Buffer | string, value: Buffer | Uint8Array): void
   /** Records the removal of `key` in memory; `save()` persists it. No I/O. */

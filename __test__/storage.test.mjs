@@ -201,6 +201,26 @@ test('set called on anything but a PackStorage throws and stores nothing', async
   assert.deepEqual((await new PackStorage({ root, version: '1' }).load('s')).map(([k, v]) => [k.toString(), v.toString()]), [['k', 'v']])
 })
 
+test("an instance's own set writes to that instance whatever it is called on, and is not enumerable", async (t) => {
+  const root = tempRoot(t)
+  const a = new PackStorage({ root, version: '1' })
+  const b = new PackStorage({ root, version: '2' })
+  assert.deepEqual(Object.keys(a), [])
+  assert.notEqual(a.set, b.set)
+  const { set } = a
+  set('s', 'detached', Buffer.from('1'))
+  a.set.call(b, 's', 'called-on-b', Buffer.from('2'))
+  a.set.call(undefined, 's', 'called-on-nothing', Buffer.from('3'))
+  assert.throws(() => set('s', 'k', 'not a buffer'), { name: 'TypeError', code: 'PACKCACHE_INVALID_ARG' })
+  assert.throws(() => set(7, 'k', Buffer.from('v')), { name: 'TypeError', code: 'PACKCACHE_INVALID_ARG' })
+  const pairs = (s) => s.load('s').then((p) => p.map(([k, v]) => [k.toString(), v.toString()]).sort())
+  const want = [['called-on-b', '2'], ['called-on-nothing', '3'], ['detached', '1']]
+  assert.deepEqual(await pairs(a), want)
+  assert.deepEqual(await pairs(b), [])
+  await a.save()
+  assert.deepEqual(await pairs(new PackStorage({ root, version: '1', readonly: true })), want)
+})
+
 test('a readonly instance writes nothing and save rejects with PACKCACHE_READONLY', async (t) => {
   const parent = tempRoot(t)
   const root = path.join(parent, 'not-created')

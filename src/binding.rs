@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FromNapiValue, PromiseRaw, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, PromiseRaw, This, ToNapiValue, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
 
@@ -105,10 +105,12 @@ pub struct PackStorage {
 #[napi]
 impl PackStorage {
     #[napi(constructor, catch_unwind, ts_args_type = "options: PackStorageOptions")]
-    pub fn new(env: Env, options: Unknown) -> Result<Self> {
+    pub fn new(env: Env, this: This, options: Unknown) -> Result<Self> {
         let opts = options::parse(&env, &options)?;
         let store = Store::open(opts, Arc::new(RealFs)).map_err(|e| js_errors::engine_error(&env, &e))?;
-        Ok(PackStorage { store: Arc::new(store) })
+        let store = Arc::new(store);
+        crate::fast::bind_set(&env, &this, &store)?;
+        Ok(PackStorage { store })
     }
 
     /// All `[key, value]` pairs of `scope`, including this instance's unsaved
@@ -152,13 +154,11 @@ impl PackStorage {
     /// staged in chunks of about `packSize` bytes that are compressed and
     /// written to a stage file in the background as they fill (unsaved data
     /// does not stay in memory); when the background falls behind, the `set`
-    /// that fills a chunk does that itself (a few ms).
+    /// that fills a chunk does that itself (a few ms). Each instance's `set`
+    /// is bound to it, so `const { set } = storage` works.
     #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
-        let key = args::key(&env, &key)?;
-        let value = args::value(&env, &value)?;
-        args::with_str(&env, &scope, "scope", |scope| self.store.set(scope, &key, value))?
-            .map_err(|e| js_errors::engine_error(&env, &e))
+        set_on(&self.store, &env, &scope, &key, &value)
     }
 
     /// Records the removal of `key` in memory; `save()` persists it. No I/O.
@@ -204,6 +204,14 @@ impl PackStorage {
         let store = self.store.clone();
         run(env, move || Ok(store.close()), |v| v)
     }
+}
+
+/// The work of `set`, shared with the lean entry points in `fast.rs`.
+pub(crate) fn set_on(store: &Store, env: &Env, scope: &Unknown, key: &Unknown, value: &Unknown) -> Result<()> {
+    let key = args::key(env, key)?;
+    let value = args::value(env, value)?;
+    args::with_str(env, scope, "scope", |scope| store.set(scope, &key, value))?
+        .map_err(|e| js_errors::engine_error(env, &e))
 }
 
 fn is_nullish(value: &Unknown) -> Result<bool> {
