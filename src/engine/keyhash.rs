@@ -3,7 +3,10 @@
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::mem::MaybeUninit;
 use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::Arc;
 
 pub type KeyHash = BuildHasherDefault<KeyHasher>;
 
@@ -55,28 +58,113 @@ impl Hasher for KeyHasher {
 /// A key of an in-memory table with its hash computed once, so growing the
 /// table never reads key bytes again (a cache miss per key: rehashing took a
 /// tenth of the time of `set` before). Looked up by [`KeyBytes`].
-#[derive(Clone, PartialEq, Eq)]
+///
+/// The bytes live in a [`Block`] that the keys of one [`KeyArena`] share, or
+/// one of their own: an update map of 100 000 keys is then a few hundred
+/// allocations, not 100 000, and dropping it (at the end of every save) no
+/// longer visits each key's heap chunk (12–20 ms per save before).
+#[derive(Clone)]
 pub struct HashedKey {
     hash: u64,
-    bytes: Box<[u8]>,
+    block: Arc<Block>,
+    start: usize,
+    len: usize,
 }
 
 impl HashedKey {
+    /// A key with a block of its own.
     pub fn new(bytes: &[u8]) -> HashedKey {
-        HashedKey { hash: hash_key(bytes), bytes: bytes.into() }
+        let block = Block::new(bytes.len());
+        // SAFETY: the block is new and exactly `bytes.len()` long.
+        unsafe { block.write(0, bytes) };
+        HashedKey { hash: hash_key(bytes), block: Arc::new(block), start: 0, len: bytes.len() }
     }
 }
+
+impl PartialEq for HashedKey {
+    fn eq(&self, other: &HashedKey) -> bool {
+        self.hash == other.hash && **self == **other
+    }
+}
+
+impl Eq for HashedKey {}
 
 impl Deref for HashedKey {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        // SAFETY: `start..start + len` was written before this key was made
+        // and is never written again (see `KeyArena::key`).
+        unsafe { std::slice::from_raw_parts(self.block.ptr.as_ptr().add(self.start).cast::<u8>(), self.len) }
+    }
+}
+
+/// Heap bytes, each range written once, before any key that reads it exists.
+pub struct Block {
+    ptr: NonNull<MaybeUninit<u8>>,
+    cap: usize,
+}
+
+// SAFETY: ranges are written only through `KeyArena` (which owns the one
+// `&mut` handle that may write, and only past every range already shared)
+// and are read-only afterwards.
+unsafe impl Send for Block {}
+unsafe impl Sync for Block {}
+
+impl Block {
+    fn new(cap: usize) -> Block {
+        let boxed = Box::<[u8]>::new_uninit_slice(cap);
+        let ptr = NonNull::new(Box::into_raw(boxed).cast::<MaybeUninit<u8>>()).expect("Box is never null");
+        Block { ptr, cap }
+    }
+
+    /// # Safety
+    /// `at..at + bytes.len()` lies inside the block and no key reads it yet.
+    unsafe fn write(&self, at: usize, bytes: &[u8]) {
+        debug_assert!(at + bytes.len() <= self.cap);
+        unsafe { self.ptr.as_ptr().add(at).cast::<u8>().copy_from_nonoverlapping(bytes.as_ptr(), bytes.len()) };
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `cap` came from `Box::into_raw` in `new`.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.cap)) });
+    }
+}
+
+/// Copies keys back to back into shared blocks of `ARENA_BLOCK` bytes.
+#[derive(Default)]
+pub struct KeyArena {
+    block: Option<Arc<Block>>,
+    used: usize,
+}
+
+const ARENA_BLOCK: usize = 64 << 10;
+
+impl KeyArena {
+    pub fn key(&mut self, bytes: &[u8]) -> HashedKey {
+        if bytes.len() > ARENA_BLOCK / 16 {
+            return HashedKey::new(bytes); // rare: not worth a block's tail
+        }
+        let block = match &self.block {
+            Some(b) if b.cap - self.used >= bytes.len() => b,
+            _ => {
+                self.used = 0;
+                self.block.insert(Arc::new(Block::new(ARENA_BLOCK)))
+            }
+        };
+        let start = self.used;
+        // SAFETY: keys made so far read only ranges below `used`, and only
+        // this arena writes to its current block.
+        unsafe { block.write(start, bytes) };
+        self.used += bytes.len();
+        HashedKey { hash: hash_key(bytes), block: block.clone(), start, len: bytes.len() }
     }
 }
 
 impl std::fmt::Debug for HashedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.bytes))
+        write!(f, "{:?}", String::from_utf8_lossy(self))
     }
 }
 
@@ -106,7 +194,7 @@ impl Hash for KeyBytes {
 
 impl Borrow<KeyBytes> for HashedKey {
     fn borrow(&self) -> &KeyBytes {
-        KeyBytes::new(&self.bytes)
+        KeyBytes::new(self)
     }
 }
 
@@ -159,5 +247,25 @@ mod tests {
         }
         assert_eq!(table.get(KeyBytes::new(b"/app/src/m20000.js")), None);
         assert_eq!(table.get(KeyBytes::new(b"")), None);
+    }
+
+    #[test]
+    fn arena_keys_keep_their_bytes_across_blocks_and_outlive_the_arena() {
+        let mut arena = KeyArena::default();
+        // Lengths 0..=5000: some longer than an arena key may be, and enough
+        // bytes to fill many blocks.
+        let keys: Vec<Vec<u8>> = (0..3000u32).map(|i| vec![(i % 251) as u8; (i as usize * 7) % 5001]).collect();
+        let mut table: std::collections::HashMap<HashedKey, usize, KeyTable> = Default::default();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(table.insert(arena.key(k), i), None, "key {i}");
+        }
+        drop(arena);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(table.get(KeyBytes::new(k)), Some(&i));
+            let own = HashedKey::new(k);
+            assert!(table.contains_key(&own), "key {i} equals its standalone copy");
+            assert_eq!(&*table.get_key_value(KeyBytes::new(k)).unwrap().0.clone(), &k[..]);
+        }
+        assert!(HashedKey::new(b"ab") != HashedKey::new(b"ba"));
     }
 }

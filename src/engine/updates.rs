@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::keyhash::{HashedKey, KeyBytes, KeyTable};
+use super::keyhash::{HashedKey, KeyArena, KeyBytes, KeyTable};
 use super::stage::{self, StageConfig, Stager, Value};
 
 /// The latest update of each key; `None` is a remove.
@@ -38,6 +38,7 @@ impl Batch {
 #[derive(Default)]
 struct ScopeState {
     entries: ScopeUpdates,
+    keys: KeyArena,
     stager: Stager,
 }
 
@@ -62,7 +63,7 @@ impl Pending {
             }
             None => (None, None),
         };
-        if let Some(Some(old)) = state.entries.insert(HashedKey::new(key), staged) {
+        if let Some(Some(old)) = state.entries.insert(state.keys.key(key), staged) {
             old.supersede();
         }
         drop(guard);
