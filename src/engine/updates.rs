@@ -63,7 +63,13 @@ impl Pending {
             }
             None => (None, None),
         };
-        if let Some(Some(old)) = state.entries.insert(state.keys.key(key), staged) {
+        // Looked up first: a key set again keeps its copy (no arena bytes
+        // wasted on keys a watch build sets over and over between saves).
+        let old = match state.entries.get_mut(KeyBytes::new(key)) {
+            Some(slot) => std::mem::replace(slot, staged),
+            None => state.entries.insert(state.keys.key(key), staged).flatten(),
+        };
+        if let Some(old) = old {
             old.supersede();
         }
         drop(guard);
