@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::error::{Error, Result};
 use super::format::is_lower_hex;
@@ -58,11 +59,17 @@ pub struct Spill {
     owner: Mutex<OwnerState>,
 }
 
+/// How long after a failed claim the next chunk tries again (a claim costs
+/// a directory creation and a lock attempt).
+const CLAIM_RETRY: Duration = if cfg!(test) { Duration::from_millis(50) } else { Duration::from_secs(2) };
+
 enum OwnerState {
     None,
     Claimed(Owner),
-    /// Claiming failed once (e.g. a read-only disk): chunks stay in memory.
-    Failed,
+    /// Claiming failed at this time (a read-only disk, no file handles
+    /// left): chunks stay in memory until a claim made `CLAIM_RETRY` later
+    /// succeeds.
+    Failed(Instant),
 }
 
 struct Owner {
@@ -108,8 +115,13 @@ impl Spill {
                     *state = OwnerState::None;
                 }
             }
+            if let OwnerState::Failed(at) = *state {
+                if at.elapsed() >= CLAIM_RETRY {
+                    *state = OwnerState::None;
+                }
+            }
             if matches!(*state, OwnerState::None) {
-                *state = self.claim().map_or(OwnerState::Failed, OwnerState::Claimed);
+                *state = self.claim().map_or_else(|| OwnerState::Failed(Instant::now()), OwnerState::Claimed);
             }
             let OwnerState::Claimed(owner) = &mut *state else { return None };
             let name = format!("stage-{}-{}.pack", owner.name, owner.next);

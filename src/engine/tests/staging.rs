@@ -170,6 +170,35 @@ fn stage_files_of_a_store_that_is_gone_are_removed_by_the_next_save() {
 }
 
 #[test]
+fn a_failed_stage_claim_keeps_chunks_in_memory_and_is_retried_later() {
+    use super::super::faultfs::{FaultFs, FaultMode};
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = FaultFs::healthy();
+    let store = Store::open(options(tmp.path()), fs.clone()).unwrap();
+    let mut models = BTreeMap::new();
+    fs.arm(0, FaultMode::Persistent, std::io::ErrorKind::PermissionDenied);
+    fill_chunks(&store, &mut models, "a", 4);
+    for _ in 0..2000 {
+        if fs.fired() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(fs.fired() > 0, "no chunk tried to spill");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(stage_files(store.dir()), Vec::<String>::new());
+    fs.disarm();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    fill_chunks(&store, &mut models, "b", 5);
+    wait_for_stage_files(store.dir(), 1);
+    check_reads(&store, &models, "unsaved, partly in memory");
+    store.save().unwrap();
+    let reopened = Store::open(options(tmp.path()), Arc::new(RealFs)).unwrap();
+    check_reads(&reopened, &models, "saved");
+    assert_eq!(stage_names(store.dir()), Vec::<String>::new());
+}
+
+#[test]
 fn a_failed_save_keeps_spilled_chunks_for_the_next_save() {
     use super::super::faultfs::{FaultFs, FaultMode};
     let tmp = tempfile::tempdir().unwrap();
