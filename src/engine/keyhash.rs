@@ -104,9 +104,9 @@ pub struct Block {
     cap: usize,
 }
 
-// SAFETY: ranges are written only through `KeyArena` (which owns the one
-// `&mut` handle that may write, and only past every range already shared)
-// and are read-only afterwards.
+// SAFETY: bytes are written only by `HashedKey::new` (into its own block,
+// before the block is shared) and by `KeyArena::key` (through `&mut self`,
+// only past every range already handed out); written ranges are read-only.
 unsafe impl Send for Block {}
 unsafe impl Sync for Block {}
 
