@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { PackStorage, hash, tempRoot, asMap, packFiles, listTree } from './helpers.mjs'
 
 test('binary keys and values round trip across reopen', async (t) => {
@@ -219,6 +220,14 @@ test("an instance's own set writes to that instance whatever it is called on, an
   assert.deepEqual(await pairs(b), [])
   await a.save()
   assert.deepEqual(await pairs(new PackStorage({ root, version: '1', readonly: true })), want)
+})
+
+test("an instance's set keeps its store alive after the instance itself is collected", (t) => {
+  const root = tempRoot(t)
+  const fixture = path.join(import.meta.dirname, 'fixtures', 'detached-set.mjs')
+  const child = spawnSync(process.execPath, ['--expose-gc', fixture, root], { encoding: 'utf8', timeout: 60_000 })
+  assert.equal(child.status, 0, `${child.stdout}${child.stderr}`)
+  assert.match(child.stdout, /sets after collection: ok/)
 })
 
 test('a readonly instance writes nothing and save rejects with PACKCACHE_READONLY', async (t) => {
