@@ -39,7 +39,8 @@ export declare class PackStorage {
    * written to a stage file in the background as they fill (unsaved data
    * does not stay in memory); when the background falls behind, the `set`
    * that fills a chunk does that itself (a few ms). Each instance's `set`
-   * is bound to it, so `const { set } = storage` works.
+   * is bound to it, so `const { set } = storage` works (not when a
+   * subclass overrides `set`: its override is what gets called).
    */
   set(scope: string, key: Buffer | string, value: Buffer | Uint8Array): void
   /** Records the removal of `key` in memory; `save()` persists it. No I/O. */

@@ -222,6 +222,30 @@ test("an instance's own set writes to that instance whatever it is called on, an
   assert.deepEqual(await pairs(new PackStorage({ root, version: '1', readonly: true })), want)
 })
 
+test("a subclass's set override is called, and a subclass without one gets the bound set", async (t) => {
+  const root = tempRoot(t)
+  class Counting extends PackStorage {
+    set(scope, key, value) {
+      this.calls = (this.calls ?? 0) + 1
+      return super.set(scope, key, value.toString().toUpperCase() === 'V' ? Buffer.from('upper') : value)
+    }
+  }
+  class Plain extends PackStorage {}
+  const c = new Counting({ root, version: '1' })
+  c.set('s', 'k', Buffer.from('v'))
+  c.set('s', 'k2', Buffer.from('w'))
+  assert.equal(c.calls, 2)
+  assert.deepEqual(
+    (await c.load('s')).map(([k, v]) => [k.toString(), v.toString()]).sort(),
+    [['k', 'upper'], ['k2', 'w']],
+  )
+  const p = new Plain({ root, version: '2' })
+  assert.ok(Object.hasOwn(p, 'set'))
+  const { set } = p
+  set('s', 'k', Buffer.from('plain'))
+  assert.equal((await p.get('s', 'k')).toString(), 'plain')
+})
+
 test("an instance's set keeps its store alive after the instance itself is collected", (t) => {
   const root = tempRoot(t)
   const fixture = path.join(import.meta.dirname, 'fixtures', 'detached-set.mjs')

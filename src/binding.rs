@@ -155,7 +155,8 @@ impl PackStorage {
     /// written to a stage file in the background as they fill (unsaved data
     /// does not stay in memory); when the background falls behind, the `set`
     /// that fills a chunk does that itself (a few ms). Each instance's `set`
-    /// is bound to it, so `const { set } = storage` works.
+    /// is bound to it, so `const { set } = storage` works (not when a
+    /// subclass overrides `set`: its override is what gets called).
     #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
         set_on(&self.store, &env, &scope, &key, &value)

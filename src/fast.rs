@@ -11,7 +11,8 @@
 //!   constructor, whose callback data is a strong reference to the store: no
 //!   receiver to look up and check, so a `set` read off an instance keeps
 //!   writing to that instance, whatever `this` it is called with. The
-//!   reference is released when the function is collected.
+//!   reference is released when the function is collected. Instances of a
+//!   subclass that overrides `set` get none (it would shadow the override).
 //! - `PackStorage.prototype.set`, for calls that name the prototype's method,
 //!   skips the generated wrapper's per-call borrow bookkeeping (there to keep
 //!   a reentrant `&mut self` call from freeing what another still reads;
@@ -78,9 +79,28 @@ unsafe extern "C" fn release_store(_env: sys::napi_env, data: *mut c_void, _hint
     drop(unsafe { Arc::from_raw(data.cast_const().cast::<Store>()) });
 }
 
+/// Marks the prototype's `set`, so a constructor can tell it from a
+/// subclass's (or anyone's) replacement.
+const PROTOTYPE_SET: sys::napi_type_tag =
+    sys::napi_type_tag { lower: 0x7061_636b_6361_6368, upper: 0x652e_7365_742e_7631 };
+
+/// Whether `instance.set` is still the prototype's lean `set`.
+fn inherits_our_set(env: &Env, instance: &Object) -> Result<bool> {
+    let mut current = null_mut();
+    check_status!(unsafe { sys::napi_get_named_property(env.raw(), instance.raw(), c"set".as_ptr(), &mut current) })?;
+    let mut ours = false;
+    // Not an object (say, `undefined`): not ours either.
+    let status = unsafe { sys::napi_check_object_type_tag(env.raw(), current, &PROTOTYPE_SET, &mut ours) };
+    Ok(status == sys::Status::napi_ok && ours)
+}
+
 /// Defines `instance.set` (writable, configurable, not enumerable), bound
-/// to `store`.
+/// to `store` — unless a subclass overrides `set`: an own property would
+/// shadow the override, so such instances keep calling it.
 pub fn bind_set(env: &Env, instance: &Object, store: &Arc<Store>) -> Result<()> {
+    if !inherits_our_set(env, instance)? {
+        return Ok(());
+    }
     let data = Arc::into_raw(store.clone()).cast_mut().cast::<c_void>();
     let mut function = null_mut();
     let created = check_status!(unsafe {
@@ -125,5 +145,6 @@ pub fn install_fast_calls(exports: Object, env: Env) -> Result<()> {
     check_status!(unsafe {
         sys::napi_create_function(env.raw(), c"set".as_ptr(), 3, Some(set), null_mut(), &mut function)
     })?;
+    check_status!(unsafe { sys::napi_type_tag_object(env.raw(), function, &PROTOTYPE_SET) })?;
     define_set(&env, prototype.raw(), function)
 }
