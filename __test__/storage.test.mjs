@@ -244,6 +244,14 @@ test("a subclass's set override is called, and a subclass without one gets the b
   const { set } = p
   set('s', 'k', Buffer.from('plain'))
   assert.equal((await p.get('s', 'k')).toString(), 'plain')
+  // Whatever a subclass puts in place of `set`, construction works and keeps it.
+  for (const replacement of [undefined, null, 5, 'set']) {
+    class Odd extends PackStorage {}
+    Odd.prototype.set = replacement
+    const o = new Odd({ root, version: '3' })
+    assert.equal(o.set, replacement)
+    assert.equal(Object.hasOwn(o, 'set'), false)
+  }
 })
 
 test("an instance's set keeps its store alive after the instance itself is collected", (t) => {

@@ -88,10 +88,16 @@ const PROTOTYPE_SET: sys::napi_type_tag =
 fn inherits_our_set(env: &Env, instance: &Object) -> Result<bool> {
     let mut current = null_mut();
     check_status!(unsafe { sys::napi_get_named_property(env.raw(), instance.raw(), c"set".as_ptr(), &mut current) })?;
+    // Anything but a function (say, `undefined`) is not ours, and must not
+    // reach the tag check: converting it to an object would throw.
+    let mut kind = sys::ValueType::napi_undefined;
+    check_status!(unsafe { sys::napi_typeof(env.raw(), current, &mut kind) })?;
+    if kind != sys::ValueType::napi_function {
+        return Ok(false);
+    }
     let mut ours = false;
-    // Not an object (say, `undefined`): not ours either.
-    let status = unsafe { sys::napi_check_object_type_tag(env.raw(), current, &PROTOTYPE_SET, &mut ours) };
-    Ok(status == sys::Status::napi_ok && ours)
+    check_status!(unsafe { sys::napi_check_object_type_tag(env.raw(), current, &PROTOTYPE_SET, &mut ours) })?;
+    Ok(ours)
 }
 
 /// Defines `instance.set` (writable, configurable, not enumerable), bound
