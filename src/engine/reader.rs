@@ -107,16 +107,19 @@ impl PackView {
 
     /// Checks block `b` against its hash unless that was done before.
     fn check_block(&self, index: &ArchivedPackIndex, b: usize) -> Result<()> {
-        let (word, bit) = (&self.checked[b / 64], 1u64 << (b % 64));
-        if word.load(Ordering::Acquire) & bit != 0 {
+        if self.block_checked(b) {
             return Ok(());
         }
         let stored = &(*self.blob).as_ref()[self.block_stored(index, b)];
         if block_hash(stored) != index.block_hashes[b] {
             return Err(Error::corrupted(format!("pack {}: block {b} checksum mismatch", self.file_name())));
         }
-        word.fetch_or(bit, Ordering::AcqRel);
+        self.checked[b / 64].fetch_or(1 << (b % 64), Ordering::AcqRel);
         Ok(())
+    }
+
+    fn block_checked(&self, b: usize) -> bool {
+        self.checked[b / 64].load(Ordering::Acquire) & (1 << (b % 64)) != 0
     }
 
     /// Checks every block not checked yet: the whole body is then as written.
@@ -126,8 +129,7 @@ impl PackView {
     }
 
     fn body_checked(&self) -> bool {
-        let blocks = self.index().block_raw_ends.len();
-        (0..blocks).all(|b| self.checked[b / 64].load(Ordering::Acquire) & (1 << (b % 64)) != 0)
+        (0..self.index().block_raw_ends.len()).all(|b| self.block_checked(b))
     }
 
     fn file_name(&self) -> String {
