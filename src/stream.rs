@@ -164,19 +164,16 @@ unsafe fn external(env: sys::napi_env, bytes: Bytes) -> Result<std::result::Resu
 /// Copies just the span of a shared buffer (region or group) that a part's
 /// pairs cover (its own, fully written slot) and rebases the offsets onto
 /// the copy.
-unsafe fn span_copy(env: sys::napi_env, shared: &Bytes, offsets: &mut [f64]) -> Result<sys::napi_value> {
-    let lo = offsets.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = offsets.iter().copied().fold(0.0, f64::max);
-    if offsets.is_empty() {
+unsafe fn span_copy(env: sys::napi_env, shared: &Bytes, offsets: &mut [usize]) -> Result<sys::napi_value> {
+    let (Some(&lo), Some(&hi)) = (offsets.iter().min(), offsets.iter().max()) else {
         return unsafe { copied(env, &[]) };
-    }
+    };
     let (ptr, len) = shared.raw_parts();
-    let (lo, hi) = (lo as usize, hi as usize);
-    if lo > hi || hi > len {
+    if hi > len {
         return Err(napi::Error::from_reason("pair offsets outside the load's shared buffer"));
     }
     let span = unsafe { std::slice::from_raw_parts(ptr.add(lo), hi - lo) };
-    offsets.iter_mut().for_each(|o| *o -= lo as f64);
+    offsets.iter_mut().for_each(|o| *o -= lo);
     unsafe { copied(env, span) }
 }
 
@@ -186,8 +183,8 @@ unsafe fn part_buffer(
     env: sys::napi_env,
     ctx: &mut Ctx,
     bytes: Bytes,
-    mut offsets: Vec<f64>,
-) -> Result<(sys::napi_value, Vec<f64>)> {
+    mut offsets: Vec<usize>,
+) -> Result<(sys::napi_value, Vec<usize>)> {
     let (shared, made) = match &bytes {
         Bytes::Region(r) => (Bytes::Region(r.clone()), &mut ctx.region),
         Bytes::Group(g) => (Bytes::Group(g.clone()), &mut ctx.group),
@@ -218,8 +215,8 @@ unsafe fn part_buffer(
 
 /// The offsets as a typed array: `Uint32Array` (half the memory) when they
 /// all fit, else `Float64Array` (exact up to 2^53).
-unsafe fn offsets_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_value> {
-    let narrow = values.iter().all(|&v| v <= u32::MAX as f64);
+unsafe fn offsets_array(env: sys::napi_env, values: &[usize]) -> Result<sys::napi_value> {
+    let narrow = values.iter().all(|&v| v <= u32::MAX as usize);
     let (kind, width) = match narrow {
         true => (sys::TypedarrayType::uint32_array, 4),
         false => (sys::TypedarrayType::float64_array, 8),
@@ -234,7 +231,9 @@ unsafe fn offsets_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_
             true => {
                 out.chunks_exact_mut(4).zip(values).for_each(|(o, &v)| o.copy_from_slice(&(v as u32).to_ne_bytes()))
             }
-            false => out.chunks_exact_mut(8).zip(values).for_each(|(o, &v)| o.copy_from_slice(&v.to_ne_bytes())),
+            false => {
+                out.chunks_exact_mut(8).zip(values).for_each(|(o, &v)| o.copy_from_slice(&(v as f64).to_ne_bytes()))
+            }
         }
     }
     let mut out = null_mut();
@@ -245,8 +244,9 @@ unsafe fn offsets_array(env: sys::napi_env, values: &[f64]) -> Result<sys::napi_
 /// `Msg::Failed` scope for failures of the whole call.
 const WHOLE_LOAD: usize = usize::MAX;
 
+/// `Part::offsets`: each pair's key start, key end, value start, value end.
 enum Msg {
-    Part { scope: usize, seq: usize, bytes: Bytes, offsets: Vec<f64> },
+    Part { scope: usize, seq: usize, bytes: Bytes, offsets: Vec<usize> },
     Failed { scope: usize, error: Error },
     Done,
 }
@@ -367,10 +367,6 @@ unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: 
     }
 }
 
-fn to_offsets(pairs: &[[usize; 4]]) -> Vec<f64> {
-    pairs.iter().flat_map(|p| p.map(|x| x as f64)).collect()
-}
-
 /// Starts loading `scopes` and returns the Promise of their pairs: with
 /// `single`, `Array<[Buffer, Buffer]>` of the one scope; else one such array per scope.
 pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> Result<sys::napi_value> {
@@ -438,7 +434,7 @@ fn run(store: &Store, scopes: &[String], tsfn: &Tsfn) {
     };
     store.decode(plan, |event| match event {
         LoadEvent::Part { scope, seq, part } => {
-            let offsets = to_offsets(&part.pairs);
+            let offsets = part.pairs.into_flattened();
             tsfn.send(Msg::Part { scope, seq, bytes: part.bytes, offsets });
         }
         LoadEvent::Failed { scope, error } => tsfn.send(Msg::Failed { scope, error }),
