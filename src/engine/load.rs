@@ -165,6 +165,7 @@ pub enum LoadEvent {
 type Grouped = (Blob, std::collections::HashMap<(usize, usize), Range<usize>>);
 
 /// Part of a larger blob: one pack of a mapped group.
+#[derive(Clone)]
 struct SubBlob {
     whole: Blob,
     range: Range<usize>,
@@ -176,13 +177,27 @@ impl AsRef<[u8]> for SubBlob {
     }
 }
 
+/// Where a pack's bytes are mapped: on their own, or in a mapped group.
+enum PackBytes {
+    Alone(Blob),
+    InGroup(SubBlob),
+}
+
+impl PackBytes {
+    /// The pack's bytes alone (for a grouped pack, its part of the group).
+    fn blob(&self) -> Blob {
+        match self {
+            PackBytes::Alone(blob) => blob.clone(),
+            PackBytes::InGroup(sub) => Arc::new(sub.clone()),
+        }
+    }
+}
+
 struct Job {
     scope: usize,
     seq: usize,
     pack: (usize, usize),
-    blob: Blob,
-    /// When the pack is part of a mapped group: the group and where in it.
-    group: Option<(Blob, usize)>,
+    bytes: PackBytes,
     /// Where this pack decodes to in the region: its raw size (keys and
     /// values) from the checksummed manifest, never from the pack itself.
     slot: Range<usize>,
@@ -278,20 +293,18 @@ impl Store {
         for (si, mi) in wanted {
             for (pi, meta) in manifest.scopes[mi].packs.iter().enumerate() {
                 let path = self.dir.join(meta.file_name());
-                let group =
-                    grouped.as_ref().and_then(|(whole, at)| at.get(&(mi, pi)).map(|r| (whole.clone(), r.clone())));
-                let mapped = match &group {
-                    Some((whole, range)) => {
-                        Ok(Arc::new(SubBlob { whole: whole.clone(), range: range.clone() }) as Blob)
-                    }
-                    None => self.fs.map_file_whole(&path),
+                let in_group = grouped.as_ref().and_then(|(whole, at)| {
+                    at.get(&(mi, pi)).map(|range| SubBlob { whole: whole.clone(), range: range.clone() })
+                });
+                let mapped = match in_group {
+                    Some(sub) => Ok(PackBytes::InGroup(sub)),
+                    None => self.fs.map_file_whole(&path).map(PackBytes::Alone),
                 };
                 match mapped {
-                    Ok(blob) => {
+                    Ok(bytes) => {
                         let start = jobs.last().map_or(0, |j: &Job| j.slot.end);
                         let slot = start..start + meta.raw_bytes as usize;
-                        let group = group.map(|(whole, range)| (whole, range.start));
-                        jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), blob, group, slot });
+                        jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), bytes, slot });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && !final_attempt => return None,
                     Err(e) => {
@@ -345,8 +358,7 @@ impl Store {
         par::map(jobs, |job| {
             let meta = plan.meta(&job);
             let target = plan.region.as_ref().map(|r| (r, job.slot.clone()));
-            let group = job.group.as_ref().map(|(whole, base)| (whole, *base));
-            let event = match self.pack_pairs(job.blob, group, meta, &plan.shadowed[job.scope], target) {
+            let event = match self.pack_pairs(job.bytes, meta, &plan.shadowed[job.scope], target) {
                 Ok(part) => LoadEvent::Part { scope: job.scope, seq: job.seq, part },
                 Err(error) => {
                     self.note_damage(meta, &error, true);
@@ -366,15 +378,14 @@ impl Store {
     /// else decoded into one buffer (values, then keys) so the mapping can go.
     fn pack_pairs(
         &self,
-        blob: Blob,
-        group: Option<(&Blob, usize)>,
+        pack: PackBytes,
         meta: &PackMeta,
         shadowed: &KeySet,
         region: Option<(&Arc<Region>, Range<usize>)>,
     ) -> Result<PairBuf> {
         // Blocks are checked as they are decoded (while in cache), or all
         // at once before a raw body is served in place.
-        let view = view_of(blob, meta, Verify::OnRead)?;
+        let view = view_of(pack.blob(), meta, Verify::OnRead)?;
         let mut dead = meta.dead.iter().peekable();
         let live: Vec<usize> = (0..view.len())
             .filter(|&i| dead.next_if(|&&d| d as usize == i).is_none())
@@ -383,7 +394,10 @@ impl Store {
         if view.is_raw_in_place() {
             view.check_body()?;
             // Offsets into the pack's mapping, or into its group's.
-            let base = group.map_or(0, |(_, base)| base);
+            let (bytes, base) = match pack {
+                PackBytes::Alone(blob) => (Bytes::Mapped(blob), 0),
+                PackBytes::InGroup(sub) => (Bytes::Group(sub.whole), sub.range.start),
+            };
             let pairs = live
                 .iter()
                 .map(|&i| {
@@ -392,10 +406,6 @@ impl Store {
                     [base + k.start, base + k.end, base + v.start, base + v.end]
                 })
                 .collect();
-            let bytes = match group {
-                Some((whole, _)) => Bytes::Group(whole.clone()),
-                None => Bytes::Mapped(view.blob().clone()),
-            };
             return Ok(PairBuf { bytes, pairs });
         }
         let keys_len: usize = live.iter().map(|&i| view.key(i).len()).sum();
