@@ -110,14 +110,16 @@ pub fn round_trip(data: &[u8]) {
 type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// Interprets bytes as operations on a store over an in-memory file system
-/// and checks every read against a model of committed and unsaved state.
+/// and checks every read against a model of committed and unsaved state. A
+/// reopen also picks the compression, so packs written with one are read,
+/// and compacted, by a store using the other.
 pub fn operations(data: &[u8]) {
     const SCOPES: [&str; 3] = ["a", "b", "c"];
     let sim = SimFs::new();
     let mut opts = Options::new("/fuzz", "v");
     opts.pack_size = 256;
-    let open = || Store::open(opts.clone(), sim.clone()).unwrap();
-    let mut store = open();
+    let open = |compression| Store::open(Options { compression, ..opts.clone() }, sim.clone()).unwrap();
+    let mut store = open(Compression::Zstd(1));
     let (mut committed, mut view) = (Model::new(), Model::new());
     for chunk in data.chunks(3) {
         let [op, a, b] = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
@@ -138,7 +140,7 @@ pub fn operations(data: &[u8]) {
                 committed = view.clone();
             }
             5 => {
-                store = open();
+                store = open(if b % 2 == 0 { Compression::Zstd(1) } else { Compression::None });
                 view = committed.clone();
             }
             6 => {
@@ -160,7 +162,7 @@ pub fn operations(data: &[u8]) {
             }
         }
     }
-    let reopened = open();
+    let reopened = open(Compression::Zstd(1));
     for scope in SCOPES {
         let got: BTreeMap<Vec<u8>, Vec<u8>> = reopened.load(scope).unwrap().into_pairs().into_iter().collect();
         assert_eq!(got, committed.get(scope).cloned().unwrap_or_default());

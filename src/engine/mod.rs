@@ -6,6 +6,7 @@
 //! compaction) and `gc` (orphans, expiry) → `store` (the public API).
 
 pub mod bloom;
+mod compact;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod faultfs;

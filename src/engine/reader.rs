@@ -318,6 +318,35 @@ impl PackView {
         Ok(Body::Owned(out))
     }
 
+    pub fn block_count(&self) -> usize {
+        self.index().block_raw_ends.len()
+    }
+
+    /// Where block `b`'s values lie in the raw body.
+    pub fn block_raw_range(&self, b: usize) -> Range<usize> {
+        self.block_raw(self.index(), b)
+    }
+
+    /// Block `b` as stored, checked against its hash, with that hash.
+    pub fn stored_block(&self, b: usize) -> Result<(&[u8], [u8; 16])> {
+        let index = self.index();
+        self.check_block(index, b)?;
+        Ok((&(*self.blob).as_ref()[self.block_stored(index, b)], index.block_hashes[b]))
+    }
+
+    /// Block `b`'s raw bytes: in place when it is stored raw, else decoded.
+    pub fn block_bytes(&self, b: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+        let index = self.index();
+        let (raw, stored) = (self.block_raw(index, b), self.block_stored(index, b));
+        if raw.len() == stored.len() {
+            self.check_block(index, b)?;
+            return Ok(std::borrow::Cow::Borrowed(&(*self.blob).as_ref()[stored]));
+        }
+        let mut out = vec![0u8; raw.len()];
+        self.decode_block(index, b, &mut out)?;
+        Ok(std::borrow::Cow::Owned(out))
+    }
+
     /// One value, decompressing only the block that holds it.
     pub fn read_value(&self, i: usize) -> Result<Vec<u8>> {
         let range = self.value_range(i);

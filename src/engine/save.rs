@@ -6,16 +6,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::compact::{self, Source};
 use super::error::{Error, Result};
 use super::gc;
 use super::keyhash::KeyBytes;
 use super::manifest::{self, Manifest, PackMeta, ScopeMeta};
 use super::par;
-use super::reader::{Body, PackView, Verify};
+use super::reader::Verify;
 use super::stage::{self, Staged};
 use super::store::{SaveStats, Store};
 use super::updates::{Batch, ScopeUpdates};
-use super::writer::{encode_pack, item_size, EncodedPack};
+use super::writer::{encode_pack_with, item_size, EncodedPack};
 
 pub const LOCK_NAME: &str = "LOCK";
 /// A pack whose dead share reaches 1/DEAD_SHARE_DIVISOR is rewritten.
@@ -76,14 +77,6 @@ struct ScopePlan {
     sources: Vec<Source>,
 }
 
-/// A pack being compacted: its live items go into new packs.
-struct Source {
-    view: Arc<PackView>,
-    body: Body,
-    dead: Vec<u32>,
-    from_staged: bool,
-}
-
 /// A pack a save may keep or compact: committed, or staged by this batch.
 enum Candidate {
     Committed(PackMeta),
@@ -99,7 +92,7 @@ impl Candidate {
 }
 
 enum Job<'p> {
-    Encode(usize, Vec<(&'p [u8], &'p [u8])>),
+    Encode(usize, compact::Chunk<'p>),
     Write(usize, &'p Staged, &'p PackMeta),
 }
 
@@ -134,13 +127,14 @@ fn merge(
     let mut jobs = Vec::new();
     for (pi, plan) in plans.iter().enumerate() {
         jobs.extend(plan.staged.iter().map(|(staged, meta)| Job::Write(pi, staged, meta)));
-        jobs.extend(chunk_items(plan, store.opts.pack_size).into_iter().map(|items| Job::Encode(pi, items)));
+        jobs.extend(compact::chunks(&plan.sources, store.opts.pack_size)?.into_iter().map(|c| Job::Encode(pi, c)));
     }
     // Each worker encodes (unless staged) and writes its pack and keeps only
     // its metadata, so compressed bodies do not pile up until the commit.
     let written = par::map(jobs, |job| match job {
-        Job::Encode(pi, items) => {
-            let pack = encode_pack(&plans[pi].name, generation, &items, store.opts.compression)?;
+        Job::Encode(pi, chunk) => {
+            let (name, compression) = (&plans[pi].name, store.opts.compression);
+            let pack = encode_pack_with(name, generation, &chunk.copied, &chunk.loose, compression)?;
             write_pack(store, &pack)?;
             Ok::<_, Error>((pi, PackMeta::of(&pack)))
         }
@@ -256,12 +250,10 @@ fn plan_scope(store: &Store, name: &str, mut packs: Vec<PackMeta>, updates: &Sco
     Ok(plan)
 }
 fn open_source(store: &Store, candidate: Candidate) -> Result<Source> {
-    let (view, dead, from_staged) = match candidate {
-        Candidate::Committed(meta) => (Arc::new(store.open_pack(&meta, Verify::Full)?), meta.dead, false),
-        Candidate::Staged(staged, meta) => (staged.view()?, meta.dead, true),
-    };
-    let body = view.decode_body()?;
-    Ok(Source { view, body, dead, from_staged })
+    match candidate {
+        Candidate::Committed(meta) => compact::open_committed(store, meta, store.opts.compression),
+        Candidate::Staged(staged, meta) => compact::open_staged(&staged, meta, store.opts.compression),
+    }
 }
 
 /// This batch's staged packs (encoding those the background has not), each
@@ -324,34 +316,4 @@ fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> R
         pack.dead.dedup();
     }
     Ok(())
-}
-
-/// Items for new packs: the live items of compacted packs (committed or
-/// staged), split into chunks of about `pack_size` raw bytes.
-fn chunk_items(plan: &ScopePlan, pack_size: u64) -> Vec<Vec<(&[u8], &[u8])>> {
-    let mut items: Vec<(&[u8], &[u8])> = Vec::new();
-    for Source { view, body, dead, .. } in &plan.sources {
-        let bytes = body.bytes();
-        for i in 0..view.len() {
-            if dead.binary_search(&(i as u32)).is_err() {
-                items.push((view.key(i), &bytes[view.value_range(i)]));
-            }
-        }
-    }
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
-    let mut size = 0;
-    for item in items {
-        let s = item_size(item.0, item.1);
-        if !current.is_empty() && size + s > pack_size {
-            chunks.push(std::mem::take(&mut current));
-            size = 0;
-        }
-        size += s;
-        current.push(item);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
 }

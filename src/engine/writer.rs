@@ -65,11 +65,59 @@ pub fn encode_pack_in(
     values: &[u8],
     reuse: Vec<u8>,
 ) -> Result<EncodedPack> {
-    let mut index = index_of(items);
-    let body = encode_body(items, compression, &mut index, values, reuse)?;
-    let mut pack = seal(scope, generation, items, &index, body.len())?;
+    let mut index = index_of(sized(items));
+    let mut body = reuse;
+    body.clear();
+    body.reserve(index.value_ends.last().copied().unwrap_or(0) as usize + BLOCK_SIZE);
+    append_blocks(items, compression, &mut index, values, &mut body, 0)?;
+    let mut pack = seal(scope, generation, items.len(), items.iter().map(|(k, _)| *k), &index, body.len())?;
     pack.body = body;
     Ok(pack)
+}
+
+/// A block of another pack whose values all go into a new pack: its stored
+/// bytes are copied as they are, not decoded and encoded again.
+pub struct CopiedBlock<'a> {
+    /// The block as stored (checked against `hash` by the caller).
+    pub stored: &'a [u8],
+    pub hash: [u8; 16],
+    /// The block's values in order: each one's key and length. The lengths
+    /// add up to the block's raw size.
+    pub items: Vec<(&'a [u8], u64)>,
+}
+
+/// A pack of `copied` blocks (in order, as stored) followed by `loose` items
+/// encoded as usual: what compaction writes when most of a pack's blocks
+/// are still wholly live.
+pub fn encode_pack_with(
+    scope: &str,
+    generation: u64,
+    copied: &[CopiedBlock<'_>],
+    loose: &[(&[u8], &[u8])],
+    compression: Compression,
+) -> Result<EncodedPack> {
+    let all: Vec<(&[u8], u64)> = copied.iter().flat_map(|b| b.items.iter().copied()).chain(sized(loose)).collect();
+    let mut index = index_of(all.iter().copied());
+    let stored: usize = copied.iter().map(|b| b.stored.len()).sum();
+    let loose_raw: usize = loose.iter().map(|(_, v)| v.len()).sum();
+    let mut body = Vec::with_capacity(stored + loose_raw + BLOCK_SIZE);
+    let mut raw_end = 0u64;
+    for block in copied {
+        raw_end += block.items.iter().map(|(_, len)| len).sum::<u64>();
+        body.extend_from_slice(block.stored);
+        index.block_raw_ends.push(raw_end);
+        index.block_stored_ends.push(body.len() as u64);
+        index.block_hashes.push(block.hash);
+    }
+    append_blocks(loose, compression, &mut index, &[], &mut body, raw_end)?;
+    let mut pack = seal(scope, generation, all.len(), all.iter().map(|(k, _)| *k), &index, body.len())?;
+    pack.body = body;
+    Ok(pack)
+}
+
+/// Keys with their values' lengths.
+fn sized<'a>(items: &'a [(&'a [u8], &'a [u8])]) -> impl Iterator<Item = (&'a [u8], u64)> + Clone + 'a {
+    items.iter().map(|(k, v)| (*k, v.len() as u64))
 }
 
 /// An uncompressed pack lacking only its body, which is to be the caller's
@@ -96,7 +144,7 @@ pub fn raw_pack_over(scope: &str, generation: u64, items: &[(&[u8], &[u8])], val
     if !fills {
         return Ok(None);
     }
-    let mut index = index_of(items);
+    let mut index = index_of(sized(items));
     let mut raw_end = 0u64;
     for block in blocks(items) {
         let start = raw_end as usize;
@@ -105,17 +153,17 @@ pub fn raw_pack_over(scope: &str, generation: u64, items: &[(&[u8], &[u8])], val
         index.block_stored_ends.push(raw_end);
         index.block_hashes.push(block_hash(&values[start..raw_end as usize]));
     }
-    let pack = seal(scope, generation, items, &index, values.len())?;
+    let pack = seal(scope, generation, items.len(), items.iter().map(|(k, _)| *k), &index, values.len())?;
     Ok(Some(RawPack { pack, body_len: values.len() }))
 }
 
-/// The index of `items`, without its block ends.
-fn index_of(items: &[(&[u8], &[u8])]) -> PackIndex {
+/// The index of items given as keys and value lengths, without its block ends.
+fn index_of<'a>(items: impl Iterator<Item = (&'a [u8], u64)> + Clone) -> PackIndex {
     let mut index = PackIndex::default();
     let (mut key_end, mut value_end) = (0u64, 0u64);
-    for (key, value) in items {
+    for (key, value_len) in items.clone() {
         key_end += key.len() as u64;
-        value_end += value.len() as u64;
+        value_end += value_len;
         index.key_ends.push(key_end);
         index.value_ends.push(value_end);
     }
@@ -128,14 +176,15 @@ fn index_of(items: &[(&[u8], &[u8])]) -> PackIndex {
 
 /// Header, index and id of a pack whose body (left out of the result) is
 /// `body_len` bytes of the blocks `index` describes.
-fn seal(
+fn seal<'k>(
     scope: &str,
     generation: u64,
-    items: &[(&[u8], &[u8])],
+    items: usize,
+    keys: impl ExactSizeIterator<Item = &'k [u8]>,
     index: &PackIndex,
     body_len: usize,
 ) -> Result<EncodedPack> {
-    let count = u32::try_from(items.len()).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
+    let count = u32::try_from(items).map_err(|_| Error::InvalidArg("too many items in one pack".into()))?;
     let key_bytes = index.keys.len() as u64;
     let value_bytes = index.value_ends.last().copied().unwrap_or(0);
     let archived = rkyv::to_bytes::<rkyv::rancor::Error>(index)
@@ -161,7 +210,7 @@ fn seal(
     header.index_hash = Header::compute_index_hash(&head, index_end);
     header.write(&mut head[..HEADER_LEN]);
     let id = header.index_hash;
-    let bloom = bloom::build(items.iter().map(|(k, _)| *k));
+    let bloom = bloom::build(keys);
     Ok(EncodedPack { id, head, body: Vec::new(), items: count, raw_bytes: key_bytes + value_bytes, bloom })
 }
 
@@ -185,19 +234,18 @@ fn blocks(items: &[(&[u8], &[u8])]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Compresses each block (see [`blocks`]) straight into the body; a block
-/// that does not shrink is stored raw. The body never exceeds the raw size,
-/// so it is sized once and only the pages written are ever touched.
-fn encode_body(
+/// Compresses each block of `items` (see [`blocks`]) onto the end of the
+/// body, whose blocks so far hold `raw_end` raw bytes; a block that does not
+/// shrink is stored raw. The body never grows past its raw size plus one
+/// block, so callers size it once and only the pages written are touched.
+fn append_blocks(
     items: &[(&[u8], &[u8])],
     compression: Compression,
     index: &mut PackIndex,
     parent: &[u8],
-    mut body: Vec<u8>,
-) -> Result<Vec<u8>> {
-    let raw_len = index.value_ends.last().copied().unwrap_or(0) as usize;
-    body.clear();
-    body.reserve(raw_len + BLOCK_SIZE);
+    body: &mut Vec<u8>,
+    mut raw_end: u64,
+) -> Result<()> {
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
     let mut compressor = match compression {
         Compression::Zstd(level) => {
@@ -205,7 +253,6 @@ fn encode_body(
         }
         Compression::None => None,
     };
-    let mut raw_end = 0u64;
     for range in blocks(items) {
         let block = match run_in(parent, &items[range.clone()]) {
             Some(run) => run,
@@ -218,7 +265,7 @@ fn encode_body(
         raw_end += block.len() as u64;
         let at = body.len();
         let kept = match compressor.as_mut() {
-            Some(c) => compress_into(c, block, &mut body)?,
+            Some(c) => compress_into(c, block, body)?,
             None => false,
         };
         if !kept {
@@ -229,7 +276,7 @@ fn encode_body(
         index.block_stored_ends.push(body.len() as u64);
         index.block_hashes.push(block_hash(&body[at..]));
     }
-    Ok(body)
+    Ok(())
 }
 
 /// The values of `items` as one slice of `parent`, when they lie in it back

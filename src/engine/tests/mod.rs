@@ -608,3 +608,4 @@ mod crash;
 mod corruption;
 mod fuzz_corpus;
 mod staging;
+mod compaction;
