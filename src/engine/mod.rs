@@ -3,7 +3,8 @@
 //!
 //! Layers, bottom up: `fs` (all disk access) → `format`/`writer`/`reader`
 //! (one pack file) → `manifest` (the commit point) → `save` (merging updates,
-//! compaction) and `gc` (orphans, expiry) → `store` (the public API).
+//! compaction, with `compact` reading the packs it rewrites) and `gc`
+//! (orphans, expiry) → `store` (the public API).
 
 pub mod bloom;
 mod compact;
