@@ -2,6 +2,7 @@
 //! Every call through [`Fs`] is one numbered operation (a synced write counts
 //! as a write and an fsync); operation `fail_at` fails, once or from then on.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,8 @@ pub struct FaultFs {
     fail_at: AtomicU64,
     config: Mutex<(FaultMode, io::ErrorKind)>,
     fired: AtomicU64,
+    /// Operations so far, by kind ("mmap", "write", ...).
+    counts: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl FaultFs {
@@ -33,6 +36,7 @@ impl FaultFs {
             fail_at: AtomicU64::new(u64::MAX),
             config: Mutex::new((FaultMode::Once, io::ErrorKind::Other)),
             fired: AtomicU64::new(0),
+            counts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -54,7 +58,13 @@ impl FaultFs {
         self.fired.load(Ordering::SeqCst)
     }
 
-    fn op(&self, what: &str) -> io::Result<()> {
+    /// How many operations of one kind ran (or were attempted) so far.
+    pub fn count(&self, what: &str) -> u64 {
+        self.counts.lock().unwrap().get(what).copied().unwrap_or(0)
+    }
+
+    fn op(&self, what: &'static str) -> io::Result<()> {
+        *self.counts.lock().unwrap().entry(what).or_default() += 1;
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
         let fail_at = self.fail_at.load(Ordering::SeqCst);
         let (mode, kind) = *self.config.lock().unwrap();

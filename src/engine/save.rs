@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::bloom;
 use super::compact::{self, Source};
 use super::error::{Error, Result};
 use super::gc;
@@ -285,10 +286,15 @@ fn staged_packs(store: &Store, updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged
     staged.into_iter().filter_map(|r| r.transpose()).collect()
 }
 
-/// Scans the keys (index only) of every pack of the scope and marks the live
-/// copy of each updated key dead.
+/// Scans the keys (index only) of the scope's packs and marks the live copy
+/// of each updated key dead. With few updates (a watch build's save), a pack
+/// whose key filter rules out every updated key is not opened at all.
 fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> Result<()> {
-    let metas: Vec<(usize, &PackMeta)> = packs.iter().enumerate().collect();
+    let hashes: Option<Vec<(u64, u64)>> =
+        (updates.len() <= 2 * packs.len()).then(|| updates.keys().map(|k| bloom::key_hash(k)).collect());
+    let may_hold =
+        |meta: &PackMeta| hashes.as_ref().is_none_or(|hs| hs.iter().any(|&h| bloom::may_contain(&meta.bloom, h)));
+    let metas: Vec<(usize, &PackMeta)> = packs.iter().enumerate().filter(|(_, m)| may_hold(m)).collect();
     let found = par::map(metas, |(pi, meta)| -> Result<Vec<(usize, u32, u64)>> {
         let view = store.open_pack(meta, Verify::IndexOnly)?;
         let mut hits = Vec::new();

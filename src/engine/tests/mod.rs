@@ -603,6 +603,34 @@ fn every_flipped_manifest_byte_is_reported_corrupt() {
     assert!(manifest::Manifest::decode(&bytes[..bytes.len() - 1]).is_err());
 }
 
+#[test]
+fn a_save_of_few_keys_maps_only_the_packs_whose_filter_may_hold_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = faultfs::FaultFs::healthy();
+    let mut o = opts(tmp.path());
+    o.pack_size = 4096;
+    let store = Store::open(o.clone(), fs.clone()).unwrap();
+    let mut model = Model::new();
+    for i in 0..400u64 {
+        let (key, value) = (format!("key-{i}").into_bytes(), noise(i, 100));
+        store.set("s", &key, &value).unwrap();
+        model.insert(key, value);
+    }
+    store.save().unwrap();
+    let packs = store.read_manifest().unwrap().scope("s").unwrap().packs.len();
+    assert!(packs >= 10, "{packs} packs");
+    store.set("s", b"key-7", b"new").unwrap();
+    model.insert(b"key-7".to_vec(), b"new".to_vec());
+    let before = fs.count("mmap");
+    store.save().unwrap();
+    let mapped = fs.count("mmap") - before;
+    assert!(mapped <= 2, "a one-key save mapped {mapped} of {packs} packs");
+    // The old copy was found and marked dead all the same: one live copy.
+    let reopened = open(o);
+    assert_eq!(reopened.load("s").unwrap().len(), 400);
+    assert_eq!(loaded(&reopened, "s"), model);
+}
+
 mod faults;
 mod crash;
 mod corruption;
