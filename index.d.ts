@@ -28,6 +28,19 @@ export declare class PackStorage {
   /** Loads several scopes in parallel; results in the same order. */
   loadMany(scopes: string[]): Promise<Array<Array<[Buffer, Buffer]>>>
   /**
+   * Loads several scopes like `loadMany`, without a JS object per pair:
+   * per scope, its parts (one per pack, and one for unsaved sets), each a
+   * `buffer` and four `offsets` into it per pair — key start, key end,
+   * value start, value end — so pair `i` is
+   * `buffer.subarray(offsets[4 * i], offsets[4 * i + 1])` and
+   * `buffer.subarray(offsets[4 * i + 2], offsets[4 * i + 3])`. Parts may
+   * share one `buffer`; never write into it. For callers that decode the
+   * values themselves (`buffer.toString('utf8', start, end)`), this skips
+   * the two Buffers and the array `loadMany` makes per pair, and the
+   * collections of them.
+   */
+  loadColumns(scopes: string[]): Promise<Array<Array<{ buffer: Buffer; offsets: Uint32Array | Float64Array }>>>
+  /**
    * One value (or `null`), reading at most one pack. A pack this instance
    * has already opened is read on the calling thread (one block of at most
    * 64 KiB is decoded); anything else runs on the worker pool.

@@ -27,6 +27,14 @@ export function packFiles(root) {
   return out
 }
 
+/** Flips one byte near the end of the pack file that holds `text`. */
+export function damagePackHolding(root, text) {
+  const pack = packFiles(root).find((p) => fs.readFileSync(p).includes(Buffer.from(text)))
+  const bytes = fs.readFileSync(pack)
+  bytes[bytes.length - 33] ^= 1
+  fs.writeFileSync(pack, bytes)
+}
+
 export function listTree(dir) {
   if (!fs.existsSync(dir)) return []
   return fs.readdirSync(dir, { recursive: true }).sort()

@@ -4,7 +4,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { PackStorage, hash, tempRoot, asMap, packFiles, listTree } from './helpers.mjs'
+import { PackStorage, hash, tempRoot, asMap, packFiles, listTree, damagePackHolding } from './helpers.mjs'
 
 test('binary keys and values round trip across reopen', async (t) => {
   const root = tempRoot(t)
@@ -374,19 +374,18 @@ test('loads racing with saves that delete packs see one whole generation', async
   assert.ok(loads > 0)
 })
 
-test('loadMany rejects with PACKCACHE_CORRUPT naming the damaged scope', async (t) => {
+test('loadMany and loadColumns reject with PACKCACHE_CORRUPT naming the damaged scope', async (t) => {
   const root = tempRoot(t)
   const a = new PackStorage({ root, version: '1' })
   a.set('fine', 'k', Buffer.from('ok'))
   a.set('damaged', 'k', Buffer.from('x'.repeat(2000)))
   await a.save()
-  const pack = packFiles(root).find((p) => fs.readFileSync(p).includes(Buffer.from('damaged')))
-  const bytes = fs.readFileSync(pack)
-  bytes[bytes.length - 33] ^= 1
-  fs.writeFileSync(pack, bytes)
+  damagePackHolding(root, 'damaged')
   const b = new PackStorage({ root, version: '1' })
   await assert.rejects(b.loadMany(['fine', 'damaged']), (e) => e.code === 'PACKCACHE_CORRUPT' && /"damaged"/.test(e.message))
   assert.deepEqual((await b.loadMany(['fine'])).map((p) => p.length), [1])
+  await assert.rejects(b.loadColumns(['fine', 'damaged']), (e) => e.code === 'PACKCACHE_CORRUPT' && /"damaged"/.test(e.message))
+  assert.deepEqual((await b.loadColumns(['fine']))[0].map((part) => part.offsets.length), [4])
 })
 
 test('close while loads and saves are in flight settles every promise', async (t) => {

@@ -61,6 +61,16 @@ if (op === 'save') {
       check ^= v.length ? v[0] : 0
     }
   }
+  // The same touch of a scope given as `loadColumns` parts.
+  touch.columns = (parts) => {
+    for (const { buffer, offsets } of parts) {
+      for (let i = 0; i < offsets.length; i += 4) {
+        items++
+        bytes += offsets[i + 1] - offsets[i] + offsets[i + 3] - offsets[i + 2]
+        check ^= offsets[i + 3] > offsets[i + 2] ? buffer[offsets[i + 2]] : 0
+      }
+    }
+  }
   const eld = monitorEventLoopDelay({ resolution: 1 })
   eld.enable()
   // Let the monitor's timer run first: a load that blocks the thread then

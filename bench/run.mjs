@@ -21,7 +21,7 @@ const opt = (name, def) => {
 const quick = flag('quick')
 const n = Number(opt('n', quick ? 2000 : 10000))
 const runs = Number(opt('runs', quick ? 1 : 5))
-const systems = opt('systems', 'packcache,packcache-none,lmdb,lmdb-compressed,webpack,plain').split(',')
+const systems = opt('systems', 'packcache,packcache-none,packcache-columns,lmdb,lmdb-compressed,webpack,plain').split(',')
 const work = fs.mkdtempSync(path.join(opt('dir', os.tmpdir()), 'packcache-bench-'))
 
 function measure(system, op, dir, seed = 2) {

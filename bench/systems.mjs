@@ -6,7 +6,7 @@ import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 
-function packcache(compression) {
+function packcache(compression, columns = false) {
   const { PackStorage } = require('../index.js')
   const open = (dir) => new PackStorage({ root: dir, version: 'bench', compression })
   return {
@@ -19,6 +19,12 @@ function packcache(compression) {
     },
     async load(dir, names, touch) {
       const s = open(dir)
+      if (columns) {
+        // Every pair touched once through its part's buffer and offsets.
+        const all = await s.loadColumns(names)
+        all.forEach(touch.columns)
+        return
+      }
       const all = await s.loadMany(names)
       all.forEach(touch)
     },
@@ -167,6 +173,7 @@ function plain() {
 export const systems = {
   packcache: () => packcache('zstd'),
   'packcache-none': () => packcache('none'),
+  'packcache-columns': () => packcache('zstd', true),
   'lmdb': () => lmdb(false),
   'lmdb-compressed': () => lmdb(true),
   'webpack': webpackSerializer,

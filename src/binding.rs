@@ -9,6 +9,7 @@ use napi_derive::napi;
 use crate::convert::MaybeBuffer;
 use crate::engine::fs::RealFs;
 use crate::engine::{self, Store};
+use crate::stream::Shape;
 use crate::{args, js_errors, options};
 
 /// What a `save()` did.
@@ -118,16 +119,32 @@ impl PackStorage {
     #[napi(catch_unwind, ts_args_type = "scope: string", ts_return_type = "Promise<Array<[Buffer, Buffer]>>")]
     pub fn load<'e>(&self, env: &'e Env, scope: Unknown) -> Result<Unknown<'e>> {
         let scope = args::string(env, &scope, "scope")?;
-        let promise = crate::stream::load(env, self.store.clone(), vec![scope], true)?;
-        unsafe { Unknown::from_napi_value(env.raw(), promise) }
+        self.start_load(env, vec![scope], Shape::Pairs)
     }
 
     /// Loads several scopes in parallel; results in the same order.
     #[napi(catch_unwind, ts_args_type = "scopes: string[]", ts_return_type = "Promise<Array<Array<[Buffer, Buffer]>>>")]
     pub fn load_many<'e>(&self, env: &'e Env, scopes: Unknown) -> Result<Unknown<'e>> {
-        let scopes = args::string_array(env, &scopes, "scopes")?;
-        let promise = crate::stream::load(env, self.store.clone(), scopes, false)?;
-        unsafe { Unknown::from_napi_value(env.raw(), promise) }
+        self.start_load(env, args::string_array(env, &scopes, "scopes")?, Shape::PairsPerScope)
+    }
+
+    /// Loads several scopes like `loadMany`, without a JS object per pair:
+    /// per scope, its parts (one per pack, and one for unsaved sets), each a
+    /// `buffer` and four `offsets` into it per pair — key start, key end,
+    /// value start, value end — so pair `i` is
+    /// `buffer.subarray(offsets[4 * i], offsets[4 * i + 1])` and
+    /// `buffer.subarray(offsets[4 * i + 2], offsets[4 * i + 3])`. Parts may
+    /// share one `buffer`; never write into it. For callers that decode the
+    /// values themselves (`buffer.toString('utf8', start, end)`), this skips
+    /// the two Buffers and the array `loadMany` makes per pair, and the
+    /// collections of them.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "scopes: string[]",
+        ts_return_type = "Promise<Array<Array<{ buffer: Buffer; offsets: Uint32Array | Float64Array }>>>"
+    )]
+    pub fn load_columns<'e>(&self, env: &'e Env, scopes: Unknown) -> Result<Unknown<'e>> {
+        self.start_load(env, args::string_array(env, &scopes, "scopes")?, Shape::Columns)
     }
 
     /// One value (or `null`), reading at most one pack. A pack this instance
@@ -204,6 +221,14 @@ impl PackStorage {
     pub fn close<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let store = self.store.clone();
         run(env, move || Ok(store.close()), |v| v)
+    }
+}
+
+impl PackStorage {
+    /// Starts a load of `scopes` and returns its Promise, shaped as `shape` says.
+    fn start_load<'e>(&self, env: &'e Env, scopes: Vec<String>, shape: Shape) -> Result<Unknown<'e>> {
+        let promise = crate::stream::load(env, self.store.clone(), scopes, shape)?;
+        unsafe { Unknown::from_napi_value(env.raw(), promise) }
     }
 }
 

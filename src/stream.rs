@@ -62,6 +62,7 @@ const HELPERS: &str = r#"(() => {
   }
   const settle = (st) => {
     if (st.error) return st.reject(st.error)
+    if (st.columns) return st.resolve(st.parts.map((parts) => parts.filter(Boolean)))
     const joined = st.parts.map((parts) => {
       if (parts.length === 1 && parts[0]) return parts[0]
       let n = 0
@@ -74,13 +75,17 @@ const HELPERS: &str = r#"(() => {
     st.resolve(st.single ? joined[0] : joined)
   }
   return {
-    start(scopes, single) {
-      const st = { parts: Array.from({ length: scopes }, () => []), queue: [], single, ended: false, scheduled: false, error: null }
+    start(scopes, single, columns) {
+      const st = { parts: Array.from({ length: scopes }, () => []), queue: [], single, columns, ended: false, scheduled: false, error: null }
       st.promise = new Promise((resolve, reject) => ((st.resolve = resolve), (st.reject = reject)))
       return st
     },
     push(st, scope, seq, buf, offs) {
       if (st.error) return
+      if (st.columns) {
+        st.parts[scope][seq] = { buffer: buf, offsets: offs }
+        return
+      }
       // Sized up front: filled in place, never regrown.
       st.parts[scope][seq] = new Array(offs.length >> 2)
       st.queue.push({ scope, seq, buf, offs, at: 0 })
@@ -367,14 +372,26 @@ unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: 
     }
 }
 
-/// Starts loading `scopes` and returns the Promise of their pairs: with
-/// `single`, `Array<[Buffer, Buffer]>` of the one scope; else one such array per scope.
-pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, single: bool) -> Result<sys::napi_value> {
+/// How a load hands its result to JS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `Array<[Buffer, Buffer]>` of the one scope.
+    Pairs,
+    /// One such array per scope.
+    PairsPerScope,
+    /// Per scope, its parts as `{ buffer, offsets }`: no JS object per pair.
+    Columns,
+}
+
+/// Starts loading `scopes` and returns the Promise of their result, shaped
+/// as `shape` says.
+pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, shape: Shape) -> Result<sys::napi_value> {
     let raw = env.raw();
     unsafe {
-        let mut single_v = null_mut();
-        check_status!(sys::napi_get_boolean(raw, single, &mut single_v))?;
-        let state = call(raw, c"start", &[number(raw, scopes.len())?, single_v])?;
+        let (mut single, mut columns) = (null_mut(), null_mut());
+        check_status!(sys::napi_get_boolean(raw, shape == Shape::Pairs, &mut single))?;
+        check_status!(sys::napi_get_boolean(raw, shape == Shape::Columns, &mut columns))?;
+        let state = call(raw, c"start", &[number(raw, scopes.len())?, single, columns])?;
         let mut promise = null_mut();
         check_status!(sys::napi_get_named_property(raw, state, c"promise".as_ptr(), &mut promise))?;
         let mut state_ref = null_mut();
