@@ -33,13 +33,14 @@ enum BlockUse {
     Split(Vec<u32>, Option<Vec<u8>>),
 }
 
-/// Opens a committed pack (every block checked) or a staged one, and
-/// decodes the blocks that hold dead items.
+/// Opens a committed pack for compaction, every block checked, and decodes
+/// the blocks that hold both live and dead items.
 pub fn open_committed(store: &Store, meta: PackMeta, compression: Compression) -> Result<Source> {
     let view = Arc::new(store.open_pack(&meta, Verify::Full)?);
     Source::new(view, meta, false, compression)
 }
 
+/// The same for a pack this batch staged.
 pub fn open_staged(staged: &Staged, meta: PackMeta, compression: Compression) -> Result<Source> {
     Source::new(staged.view()?, meta, true, compression)
 }
