@@ -26,6 +26,8 @@ const DEAD_SHARE_DIVISOR: u64 = 5;
 const SMALL_DIVISOR: u64 = 4;
 /// ... and once a scope has this many, they are merged.
 const MAX_SMALL_PACKS: usize = 8;
+/// Up to this many updated keys, a scope's packs are scanned by comparing keys.
+const FEW_KEYS: usize = 8;
 
 pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     let fs = &*store.fs;
@@ -295,12 +297,18 @@ fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> R
     let may_hold =
         |meta: &PackMeta| hashes.as_ref().is_none_or(|hs| hs.iter().any(|&h| bloom::may_contain(&meta.bloom, h)));
     let metas: Vec<(usize, &PackMeta)> = packs.iter().enumerate().filter(|(_, m)| may_hold(m)).collect();
+    // A handful of keys are compared directly: cheaper than hashing every key of the pack.
+    let few: Option<Vec<&[u8]>> = (updates.len() <= FEW_KEYS).then(|| updates.keys().map(|k| &**k).collect());
+    let updated = |key: &[u8]| match &few {
+        Some(keys) => keys.contains(&key),
+        None => updates.contains_key(KeyBytes::new(key)),
+    };
     let found = par::map(metas, |(pi, meta)| -> Result<Vec<(usize, u32, u64)>> {
         let view = store.open_pack(meta, Verify::IndexOnly)?;
         let mut hits = Vec::new();
         for i in 0..view.len() {
             let key = view.key(i);
-            if updates.contains_key(KeyBytes::new(key)) && !meta.is_dead(i as u32) {
+            if updated(key) && !meta.is_dead(i as u32) {
                 hits.push((pi, i as u32, item_size(key, &[]) + view.value_len(i)));
             }
         }
