@@ -362,15 +362,8 @@ impl PackView {
         if range.end > raw.end {
             return Err(Error::corrupted("value spans two blocks"));
         }
-        let stored = self.block_stored(index, b);
-        if stored.len() == raw.len() {
-            // Stored raw: copy just the value, once its block is checked.
-            self.check_block(index, b)?;
-            let at = stored.start + (range.start - raw.start);
-            return Ok((*self.blob).as_ref()[at..at + range.len()].to_vec());
-        }
-        let mut block = vec![0u8; raw.len()];
-        self.decode_block(index, b, &mut block)?;
+        // A block stored raw is read in place: only the value is copied.
+        let block = self.block_bytes(b)?;
         Ok(block[range.start - raw.start..range.end - raw.start].to_vec())
     }
 }
