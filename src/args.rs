@@ -1,10 +1,14 @@
 //! Checks of JavaScript arguments. Wrong types throw `TypeError`; the raw
 //! N-API calls avoid a copy for Buffers and work for any Uint8Array.
+//!
+//! Strings: N-API writes a lone surrogate as U+FFFD, so `'x\uD800'` and
+//! `'x\uFFFD'` would read as the same bytes and be one key. Wherever the
+//! UTF-8 holds U+FFFD, the UTF-16 is read too and a lone surrogate rejected.
 
 use std::borrow::Cow;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{sys, Env, JsValue, Result, ValueType};
+use napi::{check_status, sys, Env, JsValue, Result, ValueType};
 
 use crate::js_errors::type_error;
 
@@ -12,7 +16,7 @@ pub fn string(env: &Env, value: &Unknown, name: &str) -> Result<String> {
     if value.get_type()? != ValueType::String {
         return Err(type_error(env, &format!("{name} must be a string")));
     }
-    read_string(env, value)
+    read_string(env, value, name)
 }
 
 /// Calls `f` with a string argument read into a stack buffer (no allocation
@@ -23,34 +27,68 @@ pub fn with_str<R>(env: &Env, value: &Unknown, name: &str, f: impl FnOnce(&str) 
     }
     let mut buf = [0u8; 256];
     let mut written = 0usize;
-    unsafe {
+    // SAFETY: `buf` is writable for `buf.len()` bytes; N-API writes at most
+    // that many (NUL included) and reports how many it wrote.
+    check_status!(unsafe {
         sys::napi_get_value_string_utf8(env.raw(), value.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut written)
-    };
+    })?;
     if written < buf.len() - 1 {
         if let Ok(s) = std::str::from_utf8(&buf[..written]) {
+            check_well_formed(env, value, s.as_bytes(), name)?;
             return Ok(f(s));
         }
     }
-    Ok(f(&read_string(env, value)?))
+    Ok(f(&read_string(env, value, name)?))
 }
 
-fn read_string(env: &Env, value: &Unknown) -> Result<String> {
+fn read_string(env: &Env, value: &Unknown, name: &str) -> Result<String> {
     let (raw_env, raw) = (env.raw(), value.raw());
     let mut len = 0usize;
-    unsafe { sys::napi_get_value_string_utf8(raw_env, raw, std::ptr::null_mut(), 0, &mut len) };
+    // SAFETY: a null buffer asks only for the length.
+    check_status!(unsafe { sys::napi_get_value_string_utf8(raw_env, raw, std::ptr::null_mut(), 0, &mut len) })?;
     let mut buf = vec![0u8; len + 1];
     let mut written = 0usize;
-    unsafe { sys::napi_get_value_string_utf8(raw_env, raw, buf.as_mut_ptr().cast(), buf.len(), &mut written) };
+    // SAFETY: `buf` is writable for `buf.len()` bytes, as passed.
+    check_status!(unsafe {
+        sys::napi_get_value_string_utf8(raw_env, raw, buf.as_mut_ptr().cast(), buf.len(), &mut written)
+    })?;
     buf.truncate(written);
-    String::from_utf8(buf).map_err(|_| type_error(env, "string is not valid UTF-16"))
+    check_well_formed(env, value, &buf, name)?;
+    String::from_utf8(buf).map_err(|_| type_error(env, &format!("{name} is not valid UTF-16")))
+}
+
+const REPLACEMENT: [u8; 3] = [0xEF, 0xBF, 0xBD];
+
+/// Rejects a string with a lone surrogate (see the module comment). Only
+/// strings whose UTF-8 holds U+FFFD are read again.
+fn check_well_formed(env: &Env, value: &Unknown, utf8: &[u8], name: &str) -> Result<()> {
+    if !utf8.windows(3).any(|w| w == REPLACEMENT) {
+        return Ok(());
+    }
+    let (raw_env, raw) = (env.raw(), value.raw());
+    let mut len = 0usize;
+    // SAFETY: a null buffer asks only for the length (in code units).
+    check_status!(unsafe { sys::napi_get_value_string_utf16(raw_env, raw, std::ptr::null_mut(), 0, &mut len) })?;
+    let mut units = vec![0u16; len + 1];
+    let mut written = 0usize;
+    // SAFETY: `units` is writable for `units.len()` code units, as passed.
+    check_status!(unsafe {
+        sys::napi_get_value_string_utf16(raw_env, raw, units.as_mut_ptr(), units.len(), &mut written)
+    })?;
+    units.truncate(written);
+    if char::decode_utf16(units).any(|c| c.is_err()) {
+        return Err(type_error(env, &format!("{name} must not contain a lone surrogate (an unpaired U+D800-U+DFFF)")));
+    }
+    Ok(())
 }
 
 /// The bytes of a Buffer / Uint8Array, valid while `value` is.
 fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Option<&'a [u8]> {
     let (raw_env, raw) = (env.raw(), value.raw());
     let mut is_typed = false;
-    unsafe { sys::napi_is_typedarray(raw_env, raw, &mut is_typed) };
-    if !is_typed {
+    // SAFETY: `raw` is a live value of this env; the out-pointer is valid.
+    let status = unsafe { sys::napi_is_typedarray(raw_env, raw, &mut is_typed) };
+    if status != sys::Status::napi_ok || !is_typed {
         return None;
     }
     let mut kind = 0;
@@ -58,6 +96,7 @@ fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Option<&'a [u8]> {
     let mut data = std::ptr::null_mut();
     let mut ab = std::ptr::null_mut();
     let mut offset = 0usize;
+    // SAFETY: `raw` is a typed array (checked above); every out-pointer is valid.
     let status =
         unsafe { sys::napi_get_typedarray_info(raw_env, raw, &mut kind, &mut len, &mut data, &mut ab, &mut offset) };
     if status != sys::Status::napi_ok || kind != sys::TypedarrayType::uint8_array {
@@ -81,7 +120,7 @@ fn bytes_or_string<'a>(env: &Env, value: &'a Unknown, name: &str) -> Result<Cow<
         return Ok(Cow::Borrowed(bytes));
     }
     if value.get_type()? == ValueType::String {
-        return Ok(Cow::Owned(read_string(env, value)?.into_bytes()));
+        return Ok(Cow::Owned(read_string(env, value, name)?.into_bytes()));
     }
     Err(type_error(env, &format!("{name} must be a Buffer, Uint8Array or string")))
 }
@@ -98,16 +137,21 @@ pub fn data<'a>(env: &Env, value: &'a Unknown) -> Result<Cow<'a, [u8]>> {
 
 pub fn string_array(env: &Env, value: &Unknown, name: &str) -> Result<Vec<String>> {
     let mut is_array = false;
-    unsafe { sys::napi_is_array(env.raw(), value.raw(), &mut is_array) };
+    // SAFETY: `value` is a live value of this env; the out-pointer is valid.
+    check_status!(unsafe { sys::napi_is_array(env.raw(), value.raw(), &mut is_array) })?;
     if !is_array {
         return Err(type_error(env, &format!("{name} must be an array of strings")));
     }
     let mut len = 0u32;
-    unsafe { sys::napi_get_array_length(env.raw(), value.raw(), &mut len) };
+    // SAFETY: `value` is an array (checked above).
+    check_status!(unsafe { sys::napi_get_array_length(env.raw(), value.raw(), &mut len) })?;
     let mut out = Vec::with_capacity(len as usize);
     for i in 0..len {
         let mut item = std::ptr::null_mut();
-        unsafe { sys::napi_get_element(env.raw(), value.raw(), i, &mut item) };
+        // SAFETY: as above; a throwing getter leaves its exception pending,
+        // and `check_status!` returns it as the call's error.
+        check_status!(unsafe { sys::napi_get_element(env.raw(), value.raw(), i, &mut item) })?;
+        // SAFETY: `item` was just returned by N-API for this env.
         let item = unsafe { <Unknown as napi::bindgen_prelude::FromNapiValue>::from_napi_value(env.raw(), item)? };
         out.push(string(env, &item, &format!("{name}[{i}]"))?);
     }

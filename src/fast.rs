@@ -21,7 +21,7 @@
 //!   receiver with napi-rs's own unwrap (class type tag), since a method
 //!   installed this way carries no V8 signature check.
 
-use std::ffi::c_void;
+use std::ffi::{c_void, CStr};
 use std::ptr::null_mut;
 use std::sync::Arc;
 
@@ -125,8 +125,14 @@ pub fn bind_set(env: &Env, instance: &Object, store: &Arc<Store>) -> Result<()> 
 }
 
 fn define_set(env: &Env, target: sys::napi_value, function: sys::napi_value) -> Result<()> {
+    define_method(env, target, c"set", function)
+}
+
+/// Defines `target[name] = function` as a method: writable, configurable,
+/// not enumerable (as `napi_define_class` defines them).
+pub(crate) fn define_method(env: &Env, target: sys::napi_value, name: &CStr, function: sys::napi_value) -> Result<()> {
     let property = sys::napi_property_descriptor {
-        utf8name: c"set".as_ptr(),
+        utf8name: name.as_ptr(),
         name: null_mut(),
         method: None,
         getter: None,
@@ -152,5 +158,6 @@ pub fn install_fast_calls(exports: Object, env: Env) -> Result<()> {
         sys::napi_create_function(env.raw(), c"set".as_ptr(), 3, Some(set), null_mut(), &mut function)
     })?;
     check_status!(unsafe { sys::napi_type_tag_object(env.raw(), function, &PROTOTYPE_SET) })?;
-    define_set(&env, prototype.raw(), function)
+    define_set(&env, prototype.raw(), function)?;
+    crate::receiver::install(&env, &prototype)
 }

@@ -19,4 +19,6 @@ mod js_errors;
 #[cfg(feature = "node")]
 mod options;
 #[cfg(feature = "node")]
+mod receiver;
+#[cfg(feature = "node")]
 mod stream;

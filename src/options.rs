@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use napi::bindgen_prelude::{FromNapiValue, Unknown};
-use napi::{sys, Env, JsValue, Result, ValueType};
+use napi::{check_status, sys, Env, JsValue, Result, ValueType};
 use napi_derive::napi;
 
 use crate::engine::{Compression, Options};
@@ -36,6 +36,9 @@ pub struct PackStorageOptions {
     pub readonly: Option<bool>,
 }
 
+/// The keys of `PackStorageOptions`.
+const KNOWN: [&str; 8] = ["root", "version", "compression", "compressionLevel", "packSize", "expire", "fsync", "readonly"];
+
 struct Reader<'a> {
     env: &'a Env,
     obj: sys::napi_value,
@@ -45,15 +48,41 @@ impl<'a> Reader<'a> {
     fn prop(&self, name: &str) -> Result<Option<Unknown<'a>>> {
         let cname = std::ffi::CString::new(name).expect("property names have no NUL");
         let mut out = std::ptr::null_mut();
-        unsafe { sys::napi_get_named_property(self.env.raw(), self.obj, cname.as_ptr(), &mut out) };
-        if out.is_null() {
-            return Ok(None);
-        }
+        // SAFETY: `obj` is a live object of this env; a throwing getter
+        // leaves its exception pending and `check_status!` hands it on.
+        check_status!(unsafe { sys::napi_get_named_property(self.env.raw(), self.obj, cname.as_ptr(), &mut out) })?;
+        // SAFETY: `out` was just returned by N-API for this env.
         let value = unsafe { Unknown::from_napi_value(self.env.raw(), out)? };
         match value.get_type()? {
             ValueType::Undefined => Ok(None),
             _ => Ok(Some(value)),
         }
+    }
+
+    /// Rejects own enumerable keys that are not options (a typo such as
+    /// `compresion` would otherwise silently keep the default).
+    fn reject_unknown_keys(&self) -> Result<()> {
+        let mut names = std::ptr::null_mut();
+        // SAFETY: `obj` is a live object of this env; the out-pointer is valid.
+        check_status!(unsafe {
+            sys::napi_get_all_property_names(
+                self.env.raw(),
+                self.obj,
+                sys::KeyCollectionMode::own_only,
+                sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                sys::KeyConversion::numbers_to_strings,
+                &mut names,
+            )
+        })?;
+        // SAFETY: `names` is the array N-API just returned.
+        let names = unsafe { Unknown::from_napi_value(self.env.raw(), names)? };
+        for key in crate::args::string_array(self.env, &names, "options keys")? {
+            if !KNOWN.contains(&key.as_str()) {
+                let known = KNOWN.join(", ");
+                return Err(invalid_arg(self.env, &format!("unknown option {key:?} (options are {known})")));
+            }
+        }
+        Ok(())
     }
 
     fn string(&self, name: &str) -> Result<Option<String>> {
@@ -69,7 +98,8 @@ impl<'a> Reader<'a> {
             return Err(type_error(self.env, &format!("options.{name} must be a number")));
         }
         let mut out = 0f64;
-        unsafe { sys::napi_get_value_double(self.env.raw(), v.raw(), &mut out) };
+        // SAFETY: `v` is a number of this env (checked above).
+        check_status!(unsafe { sys::napi_get_value_double(self.env.raw(), v.raw(), &mut out) })?;
         if out.is_nan() {
             return Err(invalid_arg(self.env, &format!("options.{name} must not be NaN")));
         }
@@ -82,7 +112,8 @@ impl<'a> Reader<'a> {
             return Err(type_error(self.env, &format!("options.{name} must be a boolean")));
         }
         let mut out = false;
-        unsafe { sys::napi_get_value_bool(self.env.raw(), v.raw(), &mut out) };
+        // SAFETY: `v` is a boolean of this env (checked above).
+        check_status!(unsafe { sys::napi_get_value_bool(self.env.raw(), v.raw(), &mut out) })?;
         Ok(Some(out))
     }
 }
@@ -92,6 +123,7 @@ pub fn parse(env: &Env, value: &Unknown) -> Result<Options> {
         return Err(type_error(env, "options must be an object"));
     }
     let r = Reader { env, obj: value.raw() };
+    r.reject_unknown_keys()?;
     let root = r.string("root")?.ok_or_else(|| type_error(env, "options.root must be a string"))?;
     let version = r.string("version")?.ok_or_else(|| type_error(env, "options.version must be a string"))?;
     if root.is_empty() || root.contains('\0') {
@@ -99,10 +131,17 @@ pub fn parse(env: &Env, value: &Unknown) -> Result<Options> {
     }
     let mut opts = Options::new(root, version);
     let level = match r.number("compressionLevel")? {
-        Some(l) if l.fract() != 0.0 || l.abs() > 1000.0 => {
+        Some(l) if l.fract() != 0.0 || l.is_infinite() => {
             return Err(invalid_arg(env, "options.compressionLevel must be an integer"))
         }
-        Some(l) => l as i32,
+        Some(l) => {
+            let range = zstd::compression_level_range();
+            if l < *range.start() as f64 || l > *range.end() as f64 {
+                let (lo, hi) = (range.start(), range.end());
+                return Err(invalid_arg(env, &format!("options.compressionLevel {l} is outside {lo}..={hi}")));
+            }
+            l as i32
+        }
         None => crate::engine::store::DEFAULT_LEVEL,
     };
     opts.compression = match r.string("compression")?.as_deref() {

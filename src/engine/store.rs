@@ -134,7 +134,10 @@ fn validate_key(key: &[u8]) -> Result<()> {
 }
 
 impl Store {
-    pub fn open(opts: Options, fs: Arc<dyn Fs>) -> Result<Store> {
+    pub fn open(mut opts: Options, fs: Arc<dyn Fs>) -> Result<Store> {
+        // Resolved once: a later `process.chdir()` must not move the cache
+        // (nor strand the stage files already written under the old path).
+        opts.root = std::path::absolute(&opts.root).map_err(|e| Error::io("resolve", &opts.root, e))?;
         if opts.version.len() > 4096 {
             return Err(Error::InvalidArg("version must be at most 4096 bytes".into()));
         }

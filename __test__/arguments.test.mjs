@@ -1,0 +1,85 @@
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import { PackStorage, hash, tempRoot } from './helpers.mjs'
+
+const LONE = ['x\uD800', 'x\uDC00', 'x\uDBFF', '\uDC00\uD800', 'a\uD83Db']
+
+test('strings with lone surrogates are rejected as keys, scopes, versions and hash input', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1' })
+  for (const bad of LONE) {
+    const invalid = { name: 'TypeError', code: 'PACKCACHE_INVALID_ARG', message: /lone surrogate/ }
+    assert.throws(() => s.set('s', bad, Buffer.from('v')), invalid)
+    assert.throws(() => s.remove('s', bad), invalid)
+    await assert.rejects(async () => s.get('s', bad), invalid)
+    assert.throws(() => s.set(bad, 'k', Buffer.from('v')), invalid)
+    await assert.rejects(async () => s.load(bad), invalid)
+    await assert.rejects(async () => s.loadMany(['ok', bad]), invalid)
+    assert.throws(() => hash(bad), invalid)
+    assert.throws(() => new PackStorage({ root, version: bad }), invalid)
+  }
+})
+
+test('distinct well-formed strings stay distinct keys, U+FFFD included', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1' })
+  const keys = ['x\uFFFD', 'x\uD83D\uDE00', 'x', '\uFFFD'.repeat(300)]
+  keys.forEach((k, i) => s.set('s', k, Buffer.from(String(i))))
+  await s.save()
+  const r = new PackStorage({ root, version: '1' })
+  for (const [i, k] of keys.entries()) assert.equal((await r.get('s', k)).toString(), String(i))
+  assert.equal((await r.load('s')).length, keys.length)
+  assert.notEqual(hash('\uFFFD'), hash('\uFFFD\uFFFD'))
+})
+
+test('an unknown option key is rejected by name', (t) => {
+  const root = tempRoot(t)
+  assert.throws(() => new PackStorage({ root, version: '1', compresion: 'none' }), {
+    code: 'PACKCACHE_INVALID_ARG',
+    message: /unknown option "compresion"/,
+  })
+  assert.throws(() => new PackStorage({ root, version: '1', expires: undefined }), { code: 'PACKCACHE_INVALID_ARG' })
+  // Inherited or symbol keys are not options, and not typos.
+  const opts = Object.assign(Object.create({ inherited: 1 }), { root, version: '1', [Symbol('tag')]: 1 })
+  assert.ok(new PackStorage(opts))
+})
+
+test('an exception thrown by an options getter reaches the caller', (t) => {
+  const root = tempRoot(t)
+  const boom = new Error('getter boom')
+  const opts = { version: '1' }
+  Object.defineProperty(opts, 'root', { enumerable: true, get: () => { throw boom } })
+  assert.throws(() => new PackStorage(opts), (e) => e === boom)
+})
+
+test('compressionLevel errors give the accepted range', (t) => {
+  const root = tempRoot(t)
+  for (const level of [-131073, 23, 1e12, -1e12]) {
+    assert.throws(() => new PackStorage({ root, version: '1', compressionLevel: level }), {
+      code: 'PACKCACHE_INVALID_ARG',
+      message: /outside -131072\.\.=22/,
+    })
+  }
+  assert.throws(() => new PackStorage({ root, version: '1', compressionLevel: 1.5 }), { message: /integer/ })
+  assert.ok(new PackStorage({ root, version: '1', compressionLevel: -131072 }))
+})
+
+test('methods called on a foreign receiver throw a coded TypeError', async (t) => {
+  const root = tempRoot(t)
+  const s = new PackStorage({ root, version: '1' })
+  const proto = PackStorage.prototype
+  for (const name of ['load', 'loadMany', 'loadColumns', 'get', 'remove', 'save', 'reset', 'scopes', 'close', 'set']) {
+    for (const receiver of [{}, Object.create(proto), undefined, 42]) {
+      assert.throws(() => proto[name].call(receiver, 's', 'k', Buffer.alloc(1)), {
+        name: 'TypeError',
+        code: 'PACKCACHE_INVALID_ARG',
+        message: new RegExp(`${name} must be called on a PackStorage`),
+      })
+    }
+  }
+  // The checked methods still work on real instances, with their arguments.
+  s.set('s', 'k', Buffer.from('v'))
+  assert.equal((await proto.get.call(s, 's', 'k')).toString(), 'v')
+  await proto.save.call(s)
+  assert.deepEqual(await s.scopes(), ['s'])
+})

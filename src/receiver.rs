@@ -1,0 +1,90 @@
+//! Prototype methods that check their receiver themselves. `napi_define_class`
+//! gives each method a V8 signature, so `PackStorage.prototype.load.call({})`
+//! throws V8's uncoded "Illegal invocation". Each method is replaced by a
+//! function that checks `this` with napi-rs's unwrap (class type tag) and
+//! throws a coded `TypeError` on a foreign receiver, else calls the
+//! generated method with the same `this` and arguments.
+
+use std::ffi::{c_void, CString};
+use std::ptr::null_mut;
+
+use napi::bindgen_prelude::{CallbackInfo, JsObjectValue, Object};
+use napi::{check_status, sys, Env, JsValue, Result};
+
+use crate::binding::PackStorage;
+use crate::js_errors;
+
+/// The generated methods (JS names) that get a checked replacement. `set`
+/// has its own lean entry points (`fast.rs`).
+const METHODS: [&str; 9] = ["load", "loadMany", "loadColumns", "get", "remove", "save", "reset", "scopes", "close"];
+
+/// Most arguments any of `METHODS` takes.
+const MAX_ARGS: usize = 2;
+
+/// The generated method a replacement calls, and its JS name.
+struct Original {
+    function: sys::napi_ref,
+    name: &'static str,
+}
+
+unsafe extern "C" fn checked_call(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc = MAX_ARGS;
+    let mut argv = [null_mut(); MAX_ARGS];
+    let mut this = null_mut();
+    let mut data = null_mut();
+    // SAFETY: `info` is this callback's; `argv` has room for `argc` values.
+    let status = unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), &mut this, &mut data) };
+    if status != sys::Status::napi_ok {
+        return null_mut(); // N-API left its own exception pending
+    }
+    // SAFETY: `data` is the `Original` that `install` leaked into this
+    // function for the life of the module.
+    let original = unsafe { &*data.cast::<Original>() };
+    let checked = CallbackInfo::<MAX_ARGS>::new(env, info, None, false)
+        // SAFETY: the unwrap checks the receiver's class tag before any cast.
+        .and_then(|mut cb| unsafe { cb.unwrap_raw::<PackStorage>() }.map(|_| ()));
+    if checked.is_err() {
+        let message = format!("{} must be called on a PackStorage", original.name);
+        // SAFETY: `env` is this callback's env.
+        unsafe { throw(env, js_errors::type_error(&Env::from(env), &message)) };
+        return null_mut();
+    }
+    let mut function = null_mut();
+    let mut out = null_mut();
+    // SAFETY: the reference is alive (never deleted); `this` and `argv` come
+    // from this call. A throwing method leaves its exception pending, which
+    // is what this function's caller then sees.
+    unsafe {
+        if sys::napi_get_reference_value(env, original.function, &mut function) == sys::Status::napi_ok {
+            sys::napi_call_function(env, this, function, argc.min(MAX_ARGS), argv.as_ptr(), &mut out);
+        }
+    }
+    out
+}
+
+/// # Safety
+/// `env` is the env of the current callback.
+unsafe fn throw(env: sys::napi_env, error: napi::Error) {
+    // SAFETY: as the caller promises.
+    unsafe { napi::bindgen_prelude::JsError::from(error).throw_into(env) };
+}
+
+/// Replaces each of `METHODS` on `prototype` by its receiver-checking twin.
+pub fn install(env: &Env, prototype: &Object) -> Result<()> {
+    for name in METHODS {
+        let generated: napi::bindgen_prelude::Unknown = prototype.get_named_property(name)?;
+        let mut function = null_mut();
+        // SAFETY: `generated` is a live value of this env.
+        check_status!(unsafe { sys::napi_create_reference(env.raw(), generated.raw(), 1, &mut function) })?;
+        // Leaked: the replacement may be called until the module is unloaded.
+        let data = Box::into_raw(Box::new(Original { function, name })).cast::<c_void>();
+        let cname = CString::new(name).expect("method names have no NUL");
+        let mut replacement = null_mut();
+        // SAFETY: `cname` is a NUL-terminated name of the given length.
+        check_status!(unsafe {
+            sys::napi_create_function(env.raw(), cname.as_ptr(), name.len() as isize, Some(checked_call), data, &mut replacement)
+        })?;
+        crate::fast::define_method(env, prototype.raw(), &cname, replacement)?;
+    }
+    Ok(())
+}
