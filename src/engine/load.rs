@@ -21,6 +21,11 @@ use super::updates::{KeySet, Overlay};
 /// into, each into its own slot. One allocation per load, not per pack: a
 /// JS engine counts each external buffer toward its GC heuristics, and 90
 /// buffers of 4 MiB trigger far more collections than one of 360 MiB.
+///
+/// Sound by construction: the region hands out no slice of itself. A worker
+/// writes its slot through `slot_mut` and only then makes the [`Slot`] that
+/// reads it; `Slot`'s fields are private, so safe code cannot name a slot
+/// that is still being written.
 pub struct Region {
     map: memmap2::MmapMut,
     /// Start of the mapping, taken once: slots are written through raw
@@ -29,9 +34,10 @@ pub struct Region {
     len: usize,
 }
 
-// SAFETY: workers write disjoint slots (`slot_mut`), each before the slot is
-// handed to any reader; afterwards the memory is only read.
+// SAFETY: workers write disjoint slots (`slot_mut`), each before the `Slot`
+// that reads it exists; Rust code reads the region only through `Slot`s.
 unsafe impl Sync for Region {}
+// SAFETY: as for `Sync`; the mapping itself may be unmapped on any thread.
 unsafe impl Send for Region {}
 
 impl Region {
@@ -41,27 +47,43 @@ impl Region {
         Some(Arc::new(Region { map, ptr, len }))
     }
 
-    /// All of it; only once every slot is written (after `decode` returns).
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr+len` is the live mapping; see the `Sync` impl.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-    }
-
-    /// Start and length, without forming a reference to bytes that workers
-    /// may still be writing.
+    /// Start and length of the whole region, for handing its memory to
+    /// another owner (a JS Buffer) without forming a reference to bytes that
+    /// workers may still be writing.
     pub fn raw_parts(&self) -> (*const u8, usize) {
         (self.ptr, self.len)
     }
 
     /// # Safety
-    /// Each slot is written by one worker only, before any reader sees it.
+    /// Each slot is written by one worker only, and no `Slot` over it exists
+    /// until that worker is done with the returned slice.
     #[allow(clippy::mut_from_ref)]
     unsafe fn slot_mut(&self, range: Range<usize>) -> &mut [u8] {
-        assert!(range.end <= self.len, "slot inside the region");
+        assert!(range.start <= range.end && range.end <= self.len, "slot inside the region");
         // Fault the slot in with one call rather than page by page.
         #[cfg(target_os = "linux")]
         let _ = self.map.advise_range(memmap2::Advice::PopulateWrite, range.start, range.len());
+        // SAFETY: in bounds (asserted); exclusive as the caller promises.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
+    }
+}
+
+/// A written slot of a [`Region`]: readable, never written again by Rust.
+pub struct Slot {
+    region: Arc<Region>,
+    range: Range<usize>,
+}
+
+impl Slot {
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: the slot lies in the live mapping (checked by `slot_mut`,
+        // the only way a `Slot` is made) and was fully written before this
+        // `Slot` was made; no Rust code writes it afterwards.
+        unsafe { std::slice::from_raw_parts(self.region.ptr.add(self.range.start), self.range.len()) }
     }
 }
 
@@ -69,39 +91,29 @@ impl Region {
 pub enum Bytes {
     Mapped(Blob),
     Owned(Vec<u8>),
-    /// The load's shared region; pair offsets are offsets into all of it.
-    Region(Arc<Region>),
+    /// A slot of the load's shared region; pair offsets are offsets into
+    /// the whole region.
+    Region(Slot),
     /// The packs of a load mapped back to back (see `Fs::map_files_together`);
     /// pair offsets are offsets into all of it.
     Group(Blob),
 }
 
 impl Bytes {
-    /// Start and length of the bytes (for handing them to another owner).
-    pub fn raw_parts(&self) -> (*const u8, usize) {
-        match self {
-            Bytes::Region(r) => r.raw_parts(),
-            other => {
-                let s = other.as_slice();
-                (s.as_ptr(), s.len())
-            }
-        }
-    }
-
+    /// The bytes themselves (for `Region`, this part's slot).
     pub fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(blob) | Bytes::Group(blob) => (**blob).as_ref(),
             Bytes::Owned(v) => v,
-            Bytes::Region(r) => r.as_slice(),
+            Bytes::Region(slot) => slot.as_slice(),
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    /// Where `as_slice()` starts in the frame of the pair offsets.
+    pub fn base(&self) -> usize {
         match self {
-            Bytes::Mapped(_) | Bytes::Region(_) | Bytes::Group(_) => {
-                unreachable!("only fresh buffers are written this way")
-            }
-            Bytes::Owned(v) => v,
+            Bytes::Region(slot) => slot.range.start,
+            _ => 0,
         }
     }
 }
@@ -116,12 +128,14 @@ pub struct PairBuf {
 impl PairBuf {
     pub fn key(&self, i: usize) -> &[u8] {
         let [a, b, _, _] = self.pairs[i];
-        &self.bytes.as_slice()[a..b]
+        let base = self.bytes.base();
+        &self.bytes.as_slice()[a - base..b - base]
     }
 
     pub fn value(&self, i: usize) -> &[u8] {
         let [_, _, a, b] = self.pairs[i];
-        &self.bytes.as_slice()[a..b]
+        let base = self.bytes.base();
+        &self.bytes.as_slice()[a - base..b - base]
     }
 }
 
@@ -411,16 +425,21 @@ impl Store {
         let keys_len: usize = live.iter().map(|&i| view.key(i).len()).sum();
         let body = view.body_raw_len();
         let need = body + keys_len;
-        let (mut out, base) = match region {
+        let (slot, base) = match region {
             // The slot is the pack's raw size per the manifest; a pack that
             // disagrees (a bug or damage the checksum missed) gets its own buffer.
-            Some((r, slot)) if slot.len() >= need => (Bytes::Region(r.clone()), slot.start),
-            _ => (Bytes::Owned(vec![0u8; need]), 0),
+            Some((r, slot)) if slot.len() >= need => (Some(r.clone()), slot.start),
+            _ => (None, 0),
         };
-        let bytes = match &mut out {
-            // SAFETY: this job's slot, written by this worker only.
-            Bytes::Region(r) => unsafe { r.slot_mut(base..base + need) },
-            other => other.as_mut_slice(),
+        let mut owned = Vec::new();
+        let bytes = match &slot {
+            // SAFETY: this job's slot, written by this worker only; its
+            // `Slot` is made below, once the writes are done.
+            Some(r) => unsafe { r.slot_mut(base..base + need) },
+            None => {
+                owned = vec![0u8; need];
+                &mut owned[..]
+            }
         };
         view.decode_into(&mut bytes[..body])?;
         let mut at = body;
@@ -432,6 +451,10 @@ impl Store {
             pairs.push([base + at, base + at + key.len(), base + v.start, base + v.end]);
             at += key.len();
         }
+        let out = match slot {
+            Some(region) => Bytes::Region(Slot { region, range: base..base + need }),
+            None => Bytes::Owned(owned),
+        };
         Ok(PairBuf { bytes: out, pairs })
     }
 
