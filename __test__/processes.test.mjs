@@ -35,3 +35,15 @@ test('two processes saving disjoint keys concurrently lose nothing', async (t) =
   }
   for (const [k, v] of pairs) assert.equal(v.toString(), `value of ${k}`)
 })
+
+test('readers in other processes never fail while a writer saves as fast as it can', async (t) => {
+  const fixture = path.join(here, 'fixtures', 'readers-under-saves.mjs')
+  const out = await new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [fixture, tempRoot(t), '6'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let text = ''
+    p.stdout.on('data', (d) => (text += d))
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`exited ${code}`))))
+  })
+  assert.ok(out.saves > 20 && out.reads > 100, JSON.stringify(out))
+  assert.deepEqual({ errors: out.errors, firstErrors: out.firstErrors, wrong: out.wrong }, { errors: 0, firstErrors: [], wrong: 0 })
+})

@@ -25,7 +25,11 @@ pub struct FaultFs {
     fired: AtomicU64,
     /// Operations so far, by kind ("mmap", "write", ...).
     counts: Mutex<HashMap<&'static str, u64>>,
+    /// Runs before each mapping of a file (say, a concurrent save).
+    before_map: Mutex<Option<MapHook>>,
 }
+
+type MapHook = Box<dyn FnMut(&Path) + Send>;
 
 impl FaultFs {
     /// A file system that does not fail until armed (but counts operations).
@@ -37,6 +41,7 @@ impl FaultFs {
             config: Mutex::new((FaultMode::Once, io::ErrorKind::Other)),
             fired: AtomicU64::new(0),
             counts: Mutex::new(HashMap::new()),
+            before_map: Mutex::new(None),
         })
     }
 
@@ -44,6 +49,17 @@ impl FaultFs {
     pub fn arm(&self, n: u64, mode: FaultMode, kind: io::ErrorKind) {
         *self.config.lock().unwrap() = (mode, kind);
         self.fail_at.store(self.ops() + n, Ordering::SeqCst);
+    }
+
+    /// Calls `hook` with the path before each mapping of a file.
+    pub fn before_map(&self, hook: impl FnMut(&Path) + Send + 'static) {
+        *self.before_map.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    fn run_map_hook(&self, path: &Path) {
+        if let Some(hook) = &mut *self.before_map.lock().unwrap() {
+            hook(path);
+        }
     }
 
     pub fn disarm(&self) {
@@ -133,11 +149,13 @@ impl Fs for FaultFs {
     }
 
     fn map_file(&self, path: &Path) -> io::Result<Blob> {
+        self.run_map_hook(path);
         self.op("mmap")?;
         self.inner.map_file(path)
     }
 
     fn map_file_whole(&self, path: &Path) -> io::Result<Blob> {
+        self.run_map_hook(path);
         self.op("mmap")?;
         self.inner.map_file_whole(path)
     }

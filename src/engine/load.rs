@@ -14,7 +14,7 @@ use super::keyhash::KeyBytes;
 use super::manifest::{Manifest, PackMeta};
 use super::par;
 use super::reader::Verify;
-use super::store::{validate_scope, view_of, Store, READ_RETRIES, STALE_RETRIES};
+use super::store::{validate_scope, view_of, Store, STALE_RETRIES};
 use super::updates::{KeySet, Overlay};
 
 /// One block of anonymous memory that all compressed packs of a load decode
@@ -250,21 +250,17 @@ impl Store {
             validate_scope(s)?;
         }
         let Unsaved { cleared, shadowed, extras } = self.unsaved(scopes)?;
-        let mut attempt = 0;
-        loop {
-            let manifest = self.read_manifest()?;
-            let final_attempt = attempt >= READ_RETRIES;
-            match self.map_packs(&manifest, scopes, &cleared, final_attempt) {
-                Some((jobs, failed)) => {
-                    self.touch_once();
-                    let packs_per_scope =
-                        (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
-                    let region = jobs.last().and_then(|j| Region::new(j.slot.end));
-                    return Ok(LoadPlan { manifest, region, jobs, shadowed, extras, failed, packs_per_scope });
-                }
-                None => attempt += 1,
-            }
-        }
+        let mut manifest = None;
+        let (jobs, failed) = self.with_current_manifest(|current, final_attempt| {
+            manifest = Some(current.clone());
+            Ok(self.map_packs(current, scopes, &cleared, final_attempt))
+                .and_then(|mapped| mapped.ok_or_else(|| Error::io("open", "a pack", std::io::ErrorKind::NotFound.into())))
+        })?;
+        let manifest = manifest.expect("read at least once");
+        self.touch_once();
+        let packs_per_scope = (0..scopes.len()).map(|s| jobs.iter().filter(|j| j.scope == s).count()).collect();
+        let region = jobs.last().and_then(|j| Region::new(j.slot.end));
+        Ok(LoadPlan { manifest, region, jobs, shadowed, extras, failed, packs_per_scope })
     }
 
     /// Each scope's unsaved state, read consistently: a `set` racing the

@@ -18,9 +18,13 @@ use super::stage::{Spill, StageConfig};
 use super::updates::{Batch, Overlay, Pending};
 use super::writer::Compression;
 
-/// How often a reader re-reads the manifest after finding a pack deleted by a
-/// concurrent save before calling the pack missing.
-pub(crate) const READ_RETRIES: usize = 5;
+/// A reader that finds a pack of its manifest missing reads the manifest
+/// again: if it changed, a concurrent save deleted the pack and the read
+/// starts over on the new one; only a pack missing from an unchanged
+/// manifest is missing for real (GC deletes only packs the newest committed
+/// manifest does not name). This bounds the start-overs, each of which
+/// needs another commit; no reader meets it in practice.
+pub(crate) const MAX_START_OVERS: usize = 100_000;
 /// Reads of unsaved values retried when a concurrent `set` replaced them
 /// between looking a key up and reading its value.
 pub(crate) const STALE_RETRIES: usize = 1000;
@@ -291,14 +295,28 @@ impl Store {
         if let Some(unsaved) = self.get_unsaved(scope, key)? {
             return Ok(unsaved);
         }
-        let mut attempt = 0;
-        loop {
-            let manifest = self.read_manifest()?;
-            match self.get_committed(&manifest, scope, key, attempt >= READ_RETRIES) {
-                Err(e) if e.is_not_found() && attempt < READ_RETRIES => attempt += 1,
-                other => return other.map_err(missing_as_corrupt),
+        self.with_current_manifest(|manifest, final_attempt| self.get_committed(manifest, scope, key, final_attempt))
+            .map_err(missing_as_corrupt)
+    }
+
+    /// Runs `read` on the committed manifest, again on each newer one while
+    /// it fails because a pack is missing and the manifest keeps changing
+    /// (see `MAX_START_OVERS`). `read` learns when its try is the last.
+    pub(crate) fn with_current_manifest<T>(&self, mut read: impl FnMut(&Arc<Manifest>, bool) -> Result<T>) -> Result<T> {
+        let mut manifest = self.read_manifest()?;
+        for _ in 0..MAX_START_OVERS {
+            match read(&manifest, false) {
+                Err(e) if e.is_not_found() => {
+                    let newer = self.read_manifest()?;
+                    if Arc::ptr_eq(&newer, &manifest) || *newer == *manifest {
+                        break; // unchanged: the pack is missing for real
+                    }
+                    manifest = newer;
+                }
+                other => return other,
             }
         }
+        read(&manifest, true)
     }
 
     /// `get` answered from state this instance already holds, or `None` when

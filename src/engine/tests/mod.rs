@@ -637,3 +637,4 @@ mod corruption;
 mod fuzz_corpus;
 mod staging;
 mod compaction;
+mod readers;
