@@ -110,7 +110,7 @@ impl Fs for FaultFs {
         // A failed fsync leaves the written file behind, as on a real system.
         self.inner.write_file(path, data, false)?;
         self.op("fsync")?;
-        self.inner.write_file(path, data, true)
+        self.inner.sync_file(path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -178,6 +178,11 @@ impl Fs for FaultFs {
     fn touch(&self, path: &Path) -> io::Result<()> {
         self.op("touch")?;
         self.inner.touch(path)
+    }
+
+    fn is_symlink(&self, path: &Path) -> io::Result<bool> {
+        self.op("stat")?;
+        self.inner.is_symlink(path)
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {

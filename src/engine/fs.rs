@@ -10,10 +10,14 @@ use std::time::SystemTime;
 /// Immutable bytes read from disk: a private mapping or an owned buffer.
 pub type Blob = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
+/// A directory entry, typed without following a symlink: a link is
+/// neither `is_dir` nor `is_file`.
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     pub name: String,
     pub is_dir: bool,
+    /// A regular file.
+    pub is_file: bool,
 }
 
 /// Files mapped back to back: all of them as one blob, and where each lies.
@@ -27,8 +31,10 @@ pub trait LockGuard: Send {}
 
 pub trait Fs: Send + Sync + 'static {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-    /// Creates (or truncates) `path`, writes the `parts` one after another,
-    /// and fsyncs it when `sync`.
+    /// Creates `path`, which must not exist (an existing file or symlink
+    /// there is `AlreadyExists`: a link planted in the cache directory is
+    /// never followed), writes the `parts` one after another, and fsyncs it
+    /// when `sync`.
     fn write_file(&self, path: &Path, parts: &[&[u8]], sync: bool) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Gives the file at `from` a second name `to` (which must not exist).
@@ -57,9 +63,15 @@ pub trait Fs: Send + Sync + 'static {
     /// `None` when nothing exists at `path`.
     fn modified(&self, path: &Path) -> io::Result<Option<SystemTime>>;
     fn is_dir(&self, path: &Path) -> io::Result<bool>;
-    /// Sets the modification time of an existing file to now.
+    /// Sets the modification time of an existing file to now (not of a
+    /// symlink's target: a link there is an error).
     fn touch(&self, path: &Path) -> io::Result<()>;
-    /// Blocks until an exclusive advisory lock on `path` (created if missing) is held.
+    /// Whether `path` itself is a symbolic link.
+    fn is_symlink(&self, _path: &Path) -> io::Result<bool> {
+        Ok(false)
+    }
+    /// Blocks until an exclusive advisory lock on `path` (created if
+    /// missing; a symlink there is an error, never followed) is held.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
     /// `Ok(None)` when another holder has the lock.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
@@ -83,8 +95,16 @@ pub struct RealFs;
 struct FileLock(#[allow(dead_code)] File);
 impl LockGuard for FileLock {}
 
+/// Opens `path` without following a symlink in its last component (unix;
+/// elsewhere links are not planted by unprivileged users).
+fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NOFOLLOW);
+    options
+}
+
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
+    no_follow(OpenOptions::new().read(true).write(true).create(true).truncate(false)).open(path)
 }
 
 impl Fs for RealFs {
@@ -93,7 +113,7 @@ impl Fs for RealFs {
     }
 
     fn write_file(&self, path: &Path, parts: &[&[u8]], sync: bool) -> io::Result<()> {
-        let mut file = File::create(path)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
         for part in parts {
             file.write_all(part)?;
         }
@@ -160,8 +180,10 @@ impl Fs for RealFs {
         for entry in fs::read_dir(path)? {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            out.push(DirEntry { name, is_dir });
+            let kind = entry.file_type().ok();
+            let is_dir = kind.is_some_and(|t| t.is_dir());
+            let is_file = kind.is_some_and(|t| t.is_file());
+            out.push(DirEntry { name, is_dir, is_file });
         }
         Ok(out)
     }
@@ -183,7 +205,15 @@ impl Fs for RealFs {
     }
 
     fn touch(&self, path: &Path) -> io::Result<()> {
-        OpenOptions::new().write(true).open(path)?.set_modified(SystemTime::now())
+        no_follow(OpenOptions::new().write(true)).open(path)?.set_modified(SystemTime::now())
+    }
+
+    fn is_symlink(&self, path: &Path) -> io::Result<bool> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) => Ok(meta.file_type().is_symlink()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {

@@ -24,7 +24,8 @@ pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest, own: Option<
     let Ok(entries) = fs.read_dir(dir) else { return 0 };
     remove_dead_stage_files(fs, dir, &entries, own);
     let mut removed = 0;
-    for entry in entries.iter().filter(|e| !e.is_dir) {
+    // Only regular files: a symlink is foreign, whatever its name.
+    for entry in entries.iter().filter(|e| e.is_file) {
         let orphan_pack = is_pack_file_name(&entry.name) && !live.contains(&entry.name);
         if orphan_pack || super::is_temp_name(&entry.name) {
             if fs.remove_file(&dir.join(&entry.name)).is_ok() && orphan_pack {
@@ -41,7 +42,7 @@ pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest, own: Option<
 fn remove_dead_stage_files(fs: &dyn Fs, dir: &Path, entries: &[super::fs::DirEntry], own: Option<&Spill>) {
     let own = own.and_then(|s| s.current());
     let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for entry in entries.iter().filter(|e| !e.is_dir) {
+    for entry in entries.iter().filter(|e| e.is_file) {
         let Some((owner, is_lock)) = stage_file_owner(&entry.name) else { continue };
         match &own {
             Some((name, live)) if name == owner => {

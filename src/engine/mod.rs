@@ -39,15 +39,47 @@ pub use writer::Compression;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A temp file name unique within this machine: `<base>.tmp-<pid>-<n>`.
+/// A temp file name nobody can guess ahead: `<base>.tmp-<16 hex>`, the hex
+/// a hash of the process id, a counter, the time and the std library's
+/// per-process random hash keys. (It is created exclusively, too: a file or
+/// symlink planted under a name that was guessed is never written through.)
 pub(crate) fn temp_name(base: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{base}.tmp-{}-{n}", std::process::id())
+    let mut h = blake3::Hasher::new();
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    h.update(&now.as_nanos().to_le_bytes());
+    let mut keyed = std::collections::hash_map::RandomState::new().build_hasher();
+    keyed.write_u64(0);
+    h.update(&keyed.finish().to_le_bytes());
+    format!("{base}.tmp-{}", &h.finalize().to_hex()[..16])
 }
 
+/// Names `temp_name` makes for the files packcache writes through a temp
+/// file (the manifest and packs), and the `<pid>-<n>` suffix of earlier
+/// releases. Nothing else containing `.tmp-` is one (say, `notes.tmp-backup`).
 pub(crate) fn is_temp_name(name: &str) -> bool {
-    name.contains(".tmp-")
+    let Some((base, suffix)) = name.rsplit_once(".tmp-") else { return false };
+    let ours = base == manifest::MANIFEST_NAME || format::is_pack_file_name(base);
+    let random = suffix.len() == 16 && format::is_lower_hex(suffix);
+    let legacy = suffix.split_once('-').is_some_and(|(pid, n)| is_digits(pid) && is_digits(n));
+    ours && (random || legacy)
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Refuses a version directory that is a symlink: planted in place of
+/// packcache's own directory, it would make every write land outside `root`.
+pub(crate) fn check_not_link(fs: &dyn fs::Fs, dir: &std::path::Path) -> Result<()> {
+    if fs.is_symlink(dir).map_err(|e| Error::io("stat", dir, e))? {
+        let why = std::io::Error::other("is a symbolic link; packcache follows no link inside its root");
+        return Err(Error::io("open", dir, why));
+    }
+    Ok(())
 }
 
 /// Writes `dir/name` through a temp file renamed into place, so a file under

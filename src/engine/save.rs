@@ -35,6 +35,7 @@ pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     let mut stats = SaveStats::default();
     let corrupt: HashSet<[u8; 32]> = store.corrupt_packs.lock().unwrap().clone();
     let must_commit = !batch.is_empty() || !corrupt.is_empty();
+    super::check_not_link(fs, dir)?;
     if must_commit {
         fs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     } else if !fs.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {

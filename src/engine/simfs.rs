@@ -275,9 +275,9 @@ impl Fs for SimFs {
         }
         let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
         let files = s.current.keys().filter(|p| p.parent() == Some(path)).filter_map(|p| name(p));
-        let mut out: Vec<DirEntry> = files.map(|name| DirEntry { name, is_dir: false }).collect();
+        let mut out: Vec<DirEntry> = files.map(|name| DirEntry { name, is_dir: false, is_file: true }).collect();
         let dirs = s.dirs.iter().filter(|d| d.parent() == Some(path)).filter_map(|d| name(d));
-        out.extend(dirs.map(|name| DirEntry { name, is_dir: true }));
+        out.extend(dirs.map(|name| DirEntry { name, is_dir: true, is_file: false }));
         Ok(out)
     }
 

@@ -98,6 +98,7 @@ impl Spill {
 
     fn claim(&self) -> Option<Owner> {
         self.fs.create_dir_all(&self.dir).ok()?;
+        super::check_not_link(&*self.fs, &self.dir).ok()?;
         let name = fresh_owner_name();
         let lock = self.fs.try_lock(&self.dir.join(stage_lock_name(&name))).ok()??;
         Some(Owner { name, _lock: lock, next: 0, live: HashSet::new() })

@@ -283,7 +283,7 @@ impl Store {
 
     /// Marks this version as used, for other instances' expiry (once per instance).
     pub(crate) fn touch_once(&self) {
-        if !self.opts.readonly && !self.touched.swap(true, Ordering::AcqRel) {
+        if !self.opts.readonly && !self.touched.swap(true, Ordering::AcqRel) && super::check_not_link(&*self.fs, &self.dir).is_ok() {
             let _ = self.fs.touch(&self.dir.join(manifest::MANIFEST_NAME));
         }
     }
