@@ -190,6 +190,11 @@ impl Fs for FaultFs {
         self.inner.lock(path)
     }
 
+    fn lock_shared(&self, path: &Path, create: bool) -> io::Result<Option<Box<dyn LockGuard>>> {
+        self.op("lock")?;
+        self.inner.lock_shared(path, create)
+    }
+
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         self.op("lock")?;
         self.inner.try_lock(path)

@@ -75,6 +75,13 @@ pub trait Fs: Send + Sync + 'static {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
     /// `Ok(None)` when another holder has the lock.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+    /// Blocks until a shared advisory lock on the file at `path` is held
+    /// (created if missing when `create`; a symlink there is an error).
+    /// `Ok(None)` when there is no file (and `!create`), or when the file
+    /// was deleted while the lock was awaited: a lock on it guards nothing.
+    fn lock_shared(&self, _path: &Path, _create: bool) -> io::Result<Option<Box<dyn LockGuard>>> {
+        Ok(None)
+    }
     /// Identity of the file now at `path` (changes whenever it is replaced),
     /// so a reader can skip re-reading an unchanged manifest. `None`: unknown.
     fn stamp(&self, _path: &Path) -> io::Result<Option<Stamp>> {
@@ -205,7 +212,23 @@ impl Fs for RealFs {
     }
 
     fn touch(&self, path: &Path) -> io::Result<()> {
-        no_follow(OpenOptions::new().write(true)).open(path)?.set_modified(SystemTime::now())
+        let file = match no_follow(OpenOptions::new().write(true)).open(path) {
+            Err(e) if e.kind() == io::ErrorKind::IsADirectory => no_follow(OpenOptions::new().read(true)).open(path)?,
+            other => other?,
+        };
+        file.set_modified(SystemTime::now())
+    }
+
+    fn lock_shared(&self, path: &Path, create: bool) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(create).create(create).truncate(false);
+        let file = match no_follow(&mut options).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        file.lock_shared()?;
+        Ok(is_at(&file, path)?.then(|| Box::new(FileLock(file)) as Box<dyn LockGuard>))
     }
 
     fn is_symlink(&self, path: &Path) -> io::Result<bool> {
@@ -242,6 +265,25 @@ impl Fs for RealFs {
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+/// Whether `file` is still the file at `path` (not deleted or replaced).
+fn is_at(file: &File, path: &Path) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (held, named) = match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(held), Ok(named)) => (held, named),
+            (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        Ok(held.ino() == named.ino() && held.dev() == named.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        Ok(true)
     }
 }
 

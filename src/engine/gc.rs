@@ -12,7 +12,7 @@ use super::fs::Fs;
 use super::manifest::{Manifest, MANIFEST_NAME};
 use super::save::LOCK_NAME;
 use super::stage::{stage_file_owner, stage_lock_name, Spill};
-use super::store::{is_version_dir_name, Options};
+use super::store::{is_version_dir_name, Options, USERS_NAME};
 
 /// Deletes unreferenced packs and temp files in `dir`. Must run under the
 /// version's lock, after the commit: every save writes only under that lock,
@@ -75,8 +75,9 @@ fn has_live_stage_files(fs: &dyn Fs, dir: &Path) -> bool {
 }
 
 /// Deletes sibling version directories whose manifest (or, without one, the
-/// directory itself) was last modified longer than `expire` ago and whose
-/// lock nobody holds. Returns how many were deleted.
+/// directory itself) was last modified longer than `expire` ago, that no
+/// open store uses (`USERS`) and that no save holds (`LOCK`). Returns how
+/// many were deleted.
 pub fn expire_versions(fs: &dyn Fs, opts: &Options, own_dir: &Path) -> u32 {
     let Some(expire) = opts.expire else { return 0 };
     let Ok(entries) = fs.read_dir(&opts.root) else { return 0 };
@@ -87,17 +88,26 @@ pub fn expire_versions(fs: &dyn Fs, opts: &Options, own_dir: &Path) -> u32 {
         if dir == own_dir {
             continue;
         }
-        let used = match fs.modified(&dir.join(MANIFEST_NAME)) {
-            Ok(Some(t)) => t,
+        let manifest = dir.join(MANIFEST_NAME);
+        let (used, stamped) = match fs.modified(&manifest) {
+            Ok(Some(t)) => (t, &manifest),
             _ => match fs.modified(&dir) {
-                Ok(Some(t)) => t,
+                Ok(Some(t)) => (t, &dir),
                 _ => continue,
             },
         };
-        if now.duration_since(used).map_or(true, |age| age <= expire) {
+        if used > now {
+            // A clock that was ahead (or a cache copied from one) must not
+            // make a version immortal: its age starts over now.
+            let _ = fs.touch(stamped);
+            continue;
+        }
+        if now.duration_since(used).is_ok_and(|age| age <= expire) {
             continue;
         }
         let Ok(Some(lock)) = fs.try_lock(&dir.join(LOCK_NAME)) else { continue };
+        // Every open store holds a shared lock on USERS: in use somewhere.
+        let Ok(Some(_unused)) = fs.try_lock(&dir.join(USERS_NAME)) else { continue };
         if has_live_stage_files(fs, &dir) {
             continue; // a store is staging unsaved data here
         }

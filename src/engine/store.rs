@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::bloom;
 use super::error::{Error, Result};
 use super::format::{is_lower_hex, BLOCK_SIZE};
-use super::fs::{Blob, Fs, Stamp};
+use super::fs::{Blob, Fs, LockGuard, Stamp};
 use super::manifest::{self, Manifest, PackMeta};
 use super::reader::{PackView, Verify};
 use super::stage::{Spill, StageConfig};
@@ -96,6 +96,10 @@ pub struct Store {
     manifest_cache: Mutex<Option<CachedManifest>>,
     closed: AtomicBool,
     touched: AtomicBool,
+    /// A shared lock on the version's `USERS` file while this store is
+    /// open: expiry deletes a version only when it can lock that file
+    /// exclusively, so no version in use anywhere is deleted.
+    users: Mutex<Option<Box<dyn LockGuard>>>,
     /// Newest committed generation seen (for the header of staged packs).
     seen_generation: AtomicU64,
     /// Stage files of packs encoded before their save (not when readonly).
@@ -172,6 +176,7 @@ impl Store {
         }
         let dir = opts.root.join(version_dir_name(&opts.version));
         let spill = (!opts.readonly).then(|| Arc::new(Spill::new(fs.clone(), &dir)));
+        let users = Mutex::new(hold_version(&*fs, &dir, opts.readonly));
         Ok(Store {
             opts,
             fs,
@@ -188,6 +193,7 @@ impl Store {
             touched: AtomicBool::new(false),
             seen_generation: AtomicU64::new(0),
             spill,
+            users,
         })
     }
 
@@ -504,6 +510,7 @@ impl Store {
         }
         drop(turn);
         self.pending.clear();
+        self.users.lock().unwrap().take();
         self.views.lock().unwrap().clear();
         *self.manifest_cache.lock().unwrap() = None;
     }
@@ -526,6 +533,28 @@ impl Store {
     pub(crate) fn forget_views(&self) {
         self.views.lock().unwrap().clear();
     }
+}
+
+/// The version's file that every open store holds a shared lock on.
+pub const USERS_NAME: &str = "USERS";
+
+/// A shared lock on `dir/USERS`, creating both unless `readonly` (best
+/// effort: without it, this store's version is only as safe from expiry as
+/// its manifest's mtime says). An expiry that deleted the file while this
+/// waited for the lock is met by making them again.
+fn hold_version(fs: &dyn Fs, dir: &Path, readonly: bool) -> Option<Box<dyn LockGuard>> {
+    for _ in 0..8 {
+        if !readonly {
+            fs.create_dir_all(dir).ok()?;
+        }
+        super::check_not_link(fs, dir).ok()?;
+        match fs.lock_shared(&dir.join(USERS_NAME), !readonly) {
+            Ok(Some(guard)) => return Some(guard),
+            Ok(None) if !readonly => continue,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The live copy of `key` in `scope`: its pack's view and item. `open` gives

@@ -324,8 +324,34 @@ fn versions_are_isolated_and_unused_ones_expire() {
     o.expire = Some(Duration::from_secs(60));
     let new = open(o);
     new.set("s", b"k2", b"new").unwrap();
+    assert_eq!(new.save().unwrap().versions_expired, 0, "open in a live store");
+    assert_eq!(old.get("s", b"k").unwrap().as_deref(), Some(&b"old"[..]));
+    old.close();
+    new.set("s", b"k3", b"new").unwrap();
     assert_eq!(new.save().unwrap().versions_expired, 1);
     assert!(!old_dir.exists());
+}
+
+#[test]
+fn a_version_with_a_manifest_mtime_in_the_future_still_expires() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ahead = open(Options { version: "ahead".into(), ..opts(tmp.path()) });
+    ahead.set("s", b"k", b"v").unwrap();
+    ahead.save().unwrap();
+    let manifest = ahead.dir().join("MANIFEST");
+    ahead.close();
+    let year_2150 = SystemTime::UNIX_EPOCH + Duration::from_secs(5_680_281_600);
+    std::fs::File::options().write(true).open(&manifest).unwrap().set_modified(year_2150).unwrap();
+    let mut o = opts(tmp.path());
+    o.expire = Some(Duration::ZERO);
+    let store = open(o);
+    store.set("s", b"k", b"v").unwrap();
+    assert_eq!(store.save().unwrap().versions_expired, 0, "its age starts over now");
+    assert!(std::fs::metadata(&manifest).unwrap().modified().unwrap() <= SystemTime::now());
+    std::thread::sleep(Duration::from_millis(5));
+    store.set("s", b"k", b"v2").unwrap();
+    assert_eq!(store.save().unwrap().versions_expired, 1);
+    assert!(!manifest.exists());
 }
 
 /// A release with another pack format uses a directory of its own: an older
