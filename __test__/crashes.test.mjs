@@ -43,3 +43,15 @@ test('worker threads terminated mid-load, -get and -save leave the process alive
   assert.equal(result.bad, 0)
   assert.ok(result.w === 0 || result.w === 50, `scope w holds ${result.w} keys`)
 })
+
+test('a get of a 768 MiB value holds no more memory than a load of it, nor more than one extra copy', async (t) => {
+  const root = tempRoot(t)
+  parsed(await runFixture('huge-value.mjs', ['write', root, '768']))
+  const get = parsed(await runFixture('huge-value.mjs', ['get', root]))
+  const load = parsed(await runFixture('huge-value.mjs', ['load', root]))
+  assert.equal(get.ok && load.ok, true)
+  assert.equal(get.length, 768 * 1024 * 1024)
+  // One decoded copy of the value, plus slack for the process itself.
+  assert.ok(get.growthMiB <= 768 * 1.25, `get grew RSS by ${get.growthMiB} MiB`)
+  assert.ok(get.growthMiB <= load.growthMiB * 1.25 + 64, `get ${get.growthMiB} MiB, load ${load.growthMiB} MiB`)
+})

@@ -19,6 +19,7 @@ pub mod gc;
 pub mod keyhash;
 pub mod load;
 pub mod manifest;
+pub(crate) mod memory;
 mod par;
 pub mod reader;
 #[cfg(any(test, feature = "testing"))]

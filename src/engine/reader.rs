@@ -342,7 +342,7 @@ impl PackView {
             self.check_block(index, b)?;
             return Ok(std::borrow::Cow::Borrowed(&(*self.blob).as_ref()[stored]));
         }
-        let mut out = vec![0u8; raw.len()];
+        let mut out = super::memory::zeroed(raw.len());
         self.decode_block(index, b, &mut out)?;
         Ok(std::borrow::Cow::Owned(out))
     }
@@ -362,8 +362,11 @@ impl PackView {
         if range.end > raw.end {
             return Err(Error::corrupted("value spans two blocks"));
         }
-        // A block stored raw is read in place: only the value is copied.
-        let block = self.block_bytes(b)?;
-        Ok(block[range.start - raw.start..range.end - raw.start].to_vec())
+        // A block stored raw is read in place: only the value is copied. A
+        // decoded block that is the value alone (a large value) is the value.
+        match self.block_bytes(b)? {
+            std::borrow::Cow::Owned(block) if range == raw => Ok(block),
+            block => Ok(super::memory::copy_of(&block[range.start - raw.start..range.end - raw.start])),
+        }
     }
 }

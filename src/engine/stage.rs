@@ -350,7 +350,9 @@ impl Chunk {
             return Push::Full;
         }
         let Ok(item) = u32::try_from(raw.ends.len()) else { return Push::Full };
+        super::memory::reserve(&mut raw.keys, key.len());
         raw.keys.extend_from_slice(key);
+        super::memory::reserve(&mut raw.values, value.len());
         raw.values.extend_from_slice(value);
         raw.ends.push((raw.keys.len(), raw.values.len()));
         raw.superseded.push(false);
