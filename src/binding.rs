@@ -228,6 +228,7 @@ impl PackStorage {
     /// Starts a load of `scopes` and returns its Promise, shaped as `shape` says.
     fn start_load<'e>(&self, env: &'e Env, scopes: Vec<String>, shape: Shape) -> Result<Unknown<'e>> {
         let promise = crate::stream::load(env, self.store.clone(), scopes, shape)?;
+        // SAFETY: `promise` is a live value `load` just made in this env.
         unsafe { Unknown::from_napi_value(env.raw(), promise) }
     }
 }

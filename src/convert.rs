@@ -22,6 +22,8 @@ pub unsafe fn copied(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value
 /// it in).
 const EXTERNAL_MIN: usize = 1 << 20;
 
+/// # Safety
+/// Called by N-API only, with the hint `owned` gave it.
 unsafe extern "C" fn release_vec(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the box `owned` leaked; N-API finalizes once.
     drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });

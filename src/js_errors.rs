@@ -7,24 +7,30 @@ use crate::engine;
 
 pub const CODE_INVALID_ARG: &str = "PACKCACHE_INVALID_ARG";
 
+/// A JS string, or null if N-API failed (the env is going away).
 fn js_string(env: sys::napi_env, s: &str) -> sys::napi_value {
     let mut out = std::ptr::null_mut();
-    unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) };
-    out
+    // SAFETY: `s` is valid UTF-8 of the given length; `env` is the caller's
+    // current env (every caller is a call from JS or an N-API callback).
+    let status = unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) };
+    if status == sys::Status::napi_ok { out } else { std::ptr::null_mut() }
 }
 
 /// An `Error` (or `TypeError`) object with `code`; null if N-API failed.
 pub fn error_object(raw_env: sys::napi_env, type_error: bool, code: &str, message: &str) -> sys::napi_value {
     let (code_v, msg_v) = (js_string(raw_env, code), js_string(raw_env, message));
-    let mut obj = std::ptr::null_mut();
-    unsafe {
-        if type_error {
-            sys::napi_create_type_error(raw_env, code_v, msg_v, &mut obj);
-        } else {
-            sys::napi_create_error(raw_env, code_v, msg_v, &mut obj);
-        }
+    if code_v.is_null() || msg_v.is_null() {
+        return std::ptr::null_mut();
     }
-    obj
+    let mut obj = std::ptr::null_mut();
+    // SAFETY: both strings are live values of this env; the out-pointer is valid.
+    let status = unsafe {
+        match type_error {
+            true => sys::napi_create_type_error(raw_env, code_v, msg_v, &mut obj),
+            false => sys::napi_create_error(raw_env, code_v, msg_v, &mut obj),
+        }
+    };
+    if status == sys::Status::napi_ok { obj } else { std::ptr::null_mut() }
 }
 
 /// Builds an `Error` (or `TypeError`) object with `code` and returns it as a
@@ -35,6 +41,7 @@ fn make(env: &Env, type_error: bool, code: &str, message: &str) -> Error {
     if obj.is_null() {
         return Error::new(Status::GenericFailure, format!("{code}: {message}"));
     }
+    // SAFETY: `obj` is a live error object of this env.
     match unsafe { Unknown::from_napi_value(raw_env, obj) } {
         Ok(value) => Error::from(value),
         Err(e) => e,

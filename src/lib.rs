@@ -4,6 +4,10 @@
 //! default `node` feature, the N-API binding (`binding`: one class and
 //! `hash`, plus option parsing, conversions and error mapping) wraps it.
 
+// Every unsafe operation sits in its own block with the invariant it relies on.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 pub mod engine;
 
 #[cfg(feature = "node")]

@@ -27,6 +27,8 @@ struct Original {
     name: &'static str,
 }
 
+/// # Safety
+/// Called by N-API only, as one of the replaced methods.
 unsafe extern "C" fn checked_call(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let mut argc = MAX_ARGS;
     let mut argv = [null_mut(); MAX_ARGS];
@@ -52,12 +54,19 @@ unsafe extern "C" fn checked_call(env: sys::napi_env, info: sys::napi_callback_i
     let mut function = null_mut();
     let mut out = null_mut();
     // SAFETY: the reference is alive (never deleted); `this` and `argv` come
-    // from this call. A throwing method leaves its exception pending, which
-    // is what this function's caller then sees.
-    unsafe {
-        if sys::napi_get_reference_value(env, original.function, &mut function) == sys::Status::napi_ok {
-            sys::napi_call_function(env, this, function, argc.min(MAX_ARGS), argv.as_ptr(), &mut out);
+    // from this call.
+    let status = unsafe {
+        match sys::napi_get_reference_value(env, original.function, &mut function) {
+            sys::Status::napi_ok => sys::napi_call_function(env, this, function, argc.min(MAX_ARGS), argv.as_ptr(), &mut out),
+            other => other,
         }
+    };
+    // A method that threw left its exception pending: the caller sees it.
+    // Any other failure is thrown here.
+    if status != sys::Status::napi_ok && status != sys::Status::napi_pending_exception {
+        let message = format!("{}: N-API status {status}", original.name);
+        // SAFETY: `env` is this callback's env.
+        unsafe { throw(env, napi::Error::new(napi::Status::GenericFailure, message)) };
     }
     out
 }

@@ -187,6 +187,9 @@ unsafe fn max_buffer_len(env: sys::napi_env) -> Result<usize> {
 }
 
 /// Finalizer of an external Buffer: drops what kept its memory alive.
+///
+/// # Safety
+/// Called by N-API only, with the hint `external` gave it.
 unsafe extern "C" fn release_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the box `external` leaked; N-API finalizes once.
     drop(unsafe { Box::from_raw(hint.cast::<Bytes>()) });
@@ -416,6 +419,7 @@ impl Link {
     fn release(&self) {
         if let Some(tsfn) = self.close() {
             // SAFETY: still open, so alive; released once (`close` took it).
+            // A failed release means the function is closing anyway.
             unsafe { sys::napi_release_threadsafe_function(tsfn.0, sys::ThreadsafeFunctionReleaseMode::release) };
         }
     }
@@ -423,6 +427,9 @@ impl Link {
 
 /// The environment is being torn down (a worker terminated): the function
 /// will be freed without waiting for the load's threads.
+///
+/// # Safety
+/// Called by N-API only, with the argument `load` registered.
 unsafe extern "C" fn on_env_cleanup(arg: *mut c_void) {
     // SAFETY: `arg` is the `Arc<Link>` `load` leaked; only `finalize_ctx`
     // frees it, after removing this hook.
@@ -498,6 +505,10 @@ unsafe fn number(env: sys::napi_env, n: usize) -> Result<sys::napi_value> {
     Ok(out)
 }
 
+/// Delivers one message on the JS thread.
+///
+/// # Safety
+/// Called by N-API only, with the load's `Ctx` and a message `Link::send` queued.
 unsafe extern "C" fn call_js(env: sys::napi_env, _cb: sys::napi_value, context: *mut c_void, data: *mut c_void) {
     // SAFETY: `data` is a box `Link::send` queued; each is delivered once.
     let msg = *unsafe { Box::from_raw(data.cast::<Msg>()) };
@@ -531,6 +542,10 @@ unsafe extern "C" fn call_js(env: sys::napi_env, _cb: sys::napi_value, context: 
     }
 }
 
+/// Frees the load's `Ctx` once the function is gone.
+///
+/// # Safety
+/// Called by N-API only, once, with the `Ctx` `load` gave the function.
 unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: `data` is the `Ctx` `load` leaked; N-API finalizes once.
     let ctx = unsafe { Box::from_raw(data.cast::<Ctx>()) };
@@ -539,7 +554,8 @@ unsafe extern "C" fn finalize_ctx(env: sys::napi_env, data: *mut c_void, _hint: 
         return; // no env to remove the hook from: its argument stays (a leak, not a dangling pointer)
     }
     // SAFETY: the references and the hook were made in this env; the hook's
-    // argument is freed only once it is removed, so the hook never sees it freed.
+    // argument is freed only once it is removed, so the hook never sees it
+    // freed. A reference that fails to delete goes with the env.
     unsafe {
         sys::napi_delete_reference(env, ctx.state);
         for w in &ctx.windows {

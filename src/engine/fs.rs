@@ -325,6 +325,7 @@ mod group {
     // SAFETY: the memory is only read after `map` returns (JS may write to
     // its private pages, as with any pack mapping); it lives until drop.
     unsafe impl Send for Reserved {}
+    // SAFETY: as for `Send`: shared reads of memory nobody else writes.
     unsafe impl Sync for Reserved {}
 
     impl AsRef<[u8]> for Reserved {
@@ -376,11 +377,13 @@ mod group {
             let at = unsafe { reserved.ptr.add(place.start) };
             let prot = libc::PROT_READ | libc::PROT_WRITE;
             let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
+            // SAFETY: maps the file over `place`, inside our reservation
+            // (MAP_FIXED replaces only our own PROT_NONE pages); checked below.
             let got = unsafe { libc::mmap(at.cast(), place.len(), prot, flags, file.as_raw_fd(), 0) };
             if got == libc::MAP_FAILED {
                 return failed(); // `reserved` unmaps everything
             }
-            // A hint: failure changes nothing.
+            // SAFETY: a hint on the mapping just made; failure changes nothing.
             unsafe { libc::madvise(got, place.len(), libc::MADV_WILLNEED) };
         }
         Ok(MappedGroup { blob: Arc::new(reserved), places })

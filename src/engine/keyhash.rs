@@ -108,6 +108,7 @@ pub struct Block {
 // before the block is shared) and by `KeyArena::key` (through `&mut self`,
 // only past every range already handed out); written ranges are read-only.
 unsafe impl Send for Block {}
+// SAFETY: as for `Send`: concurrent readers only read written ranges.
 unsafe impl Sync for Block {}
 
 impl Block {
@@ -121,6 +122,8 @@ impl Block {
     /// `at..at + bytes.len()` lies inside the block and no key reads it yet.
     unsafe fn write(&self, at: usize, bytes: &[u8]) {
         debug_assert!(at + bytes.len() <= self.cap);
+        // SAFETY: in bounds and unread, as the caller promises; `bytes` is
+        // another allocation, so the ranges do not overlap.
         unsafe { self.ptr.as_ptr().add(at).cast::<u8>().copy_from_nonoverlapping(bytes.as_ptr(), bytes.len()) };
     }
 }
