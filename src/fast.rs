@@ -21,7 +21,7 @@
 //!   receiver with napi-rs's own unwrap (class type tag), since a method
 //!   installed this way carries no V8 signature check.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::sync::Arc;
 
@@ -153,24 +153,7 @@ pub fn bind_set(env: &Env, instance: &Object, store: &Arc<Store>) -> Result<()> 
 }
 
 fn define_set(env: &Env, target: sys::napi_value, function: sys::napi_value) -> Result<()> {
-    define_method(env, target, c"set", function)
-}
-
-/// Defines `target[name] = function` as a method: writable, configurable,
-/// not enumerable (as `napi_define_class` defines them).
-pub(crate) fn define_method(env: &Env, target: sys::napi_value, name: &CStr, function: sys::napi_value) -> Result<()> {
-    let property = sys::napi_property_descriptor {
-        utf8name: name.as_ptr(),
-        name: null_mut(),
-        method: None,
-        getter: None,
-        setter: None,
-        value: function,
-        attributes: sys::PropertyAttributes::writable | sys::PropertyAttributes::configurable,
-        data: null_mut(),
-    };
-    // SAFETY: `target` is a live object of this env; `name` outlives the call.
-    check_status!(unsafe { sys::napi_define_properties(env.raw(), target, 1, &property) })
+    crate::receiver::define_method(env, target, c"set", function)
 }
 
 /// Installs the lean `set` on `PackStorage.prototype`, replacing the

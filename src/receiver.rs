@@ -5,7 +5,7 @@
 //! throws a coded `TypeError` on a foreign receiver, else calls the
 //! generated method with the same `this` and arguments.
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::ptr::null_mut;
 
 use napi::bindgen_prelude::{CallbackInfo, JsObjectValue, Object};
@@ -93,7 +93,24 @@ pub fn install(env: &Env, prototype: &Object) -> Result<()> {
         check_status!(unsafe {
             sys::napi_create_function(env.raw(), cname.as_ptr(), name.len() as isize, Some(checked_call), data, &mut replacement)
         })?;
-        crate::fast::define_method(env, prototype.raw(), &cname, replacement)?;
+        define_method(env, prototype.raw(), &cname, replacement)?;
     }
     Ok(())
+}
+
+/// Defines `target[name] = function` as a method: writable, configurable,
+/// not enumerable (as `napi_define_class` defines them).
+pub(crate) fn define_method(env: &Env, target: sys::napi_value, name: &CStr, function: sys::napi_value) -> Result<()> {
+    let property = sys::napi_property_descriptor {
+        utf8name: name.as_ptr(),
+        name: null_mut(),
+        method: None,
+        getter: None,
+        setter: None,
+        value: function,
+        attributes: sys::PropertyAttributes::writable | sys::PropertyAttributes::configurable,
+        data: null_mut(),
+    };
+    // SAFETY: `target` is a live object of this env; `name` outlives the call.
+    check_status!(unsafe { sys::napi_define_properties(env.raw(), target, 1, &property) })
 }
