@@ -36,7 +36,8 @@ test('a manifest mtime in the year 2150 does not make a version immortal', async
   const other = new PackStorage({ root, version: 'other', expire: 0 })
   other.set('s', 'k', Buffer.from('x'))
   assert.equal((await other.save()).versionsExpired, 0)
-  assert.ok(fs.statSync(manifestOf(root, 'ahead')).mtimeMs <= Date.now())
+  const restarted = fs.statSync(manifestOf(root, 'ahead')).mtimeMs
+  assert.ok(Math.abs(restarted - Date.now()) < 60_000, `mtime ${new Date(restarted).toISOString()}`)
   await new Promise((resolve) => setTimeout(resolve, 5))
   other.set('s', 'k', Buffer.from('y'))
   assert.equal((await other.save()).versionsExpired, 1)
