@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use napi::{check_status, sys, Env, Result};
 
 use crate::convert::copied;
-use crate::engine::load::{Bytes, LoadEvent};
+use crate::engine::pairs::{Bytes, LoadEvent};
 use crate::engine::{Error, Store};
 use crate::js_errors;
 
@@ -626,7 +626,7 @@ pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, shape: Shape) -> 
         let link = thread_link;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&store, &scopes, &link)));
         if let Err(p) = result {
-            let error = Error::Internal(crate::engine::store::panic_message(&p));
+            let error = Error::Internal(crate::engine::error::panic_message(&p));
             link.send(Msg::Failed { scope: WHOLE_LOAD, error });
         }
         link.send(Msg::Done);

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::format::{Header, TRAILER_LEN};
-use super::manifest::Manifest;
-use super::reader::{PackView, Verify};
-use super::simfs::SimFs;
-use super::writer::{encode_pack, Compression};
+use crate::engine::pack::format::{Header, TRAILER_LEN};
+use crate::engine::manifest::Manifest;
+use crate::engine::pack::reader::{PackView, Verify};
+use crate::engine::fs::sim::SimFs;
+use crate::engine::pack::writer::{encode_pack, Compression};
 use super::{Options, Store};
 
 /// Opens `data` as a pack twice: as given, and with its index hash (the id)

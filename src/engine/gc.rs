@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::format::is_pack_file_name;
-use super::fs::Fs;
-use super::manifest::{Manifest, MANIFEST_NAME};
-use super::save::LOCK_NAME;
-use super::stage::{stage_file_owner, stage_lock_name, Spill};
-use super::store::{is_version_dir_name, Options, USERS_NAME};
+use crate::engine::pack::format::is_pack_file_name;
+use crate::engine::fs::Fs;
+use crate::engine::layout::{
+    is_temp_name, is_version_dir_name, stage_file_owner, stage_lock_name, LOCK_NAME, MANIFEST_NAME, USERS_NAME,
+};
+use crate::engine::manifest::Manifest;
+use crate::engine::unsaved::stage::Spill;
+use crate::engine::core::Options;
 
 /// Deletes unreferenced packs and temp files in `dir`. Must run under the
 /// version's lock, after the commit: every save writes only under that lock,
@@ -27,7 +29,7 @@ pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest, own: Option<
     // Only regular files: a symlink is foreign, whatever its name.
     for entry in entries.iter().filter(|e| e.is_file) {
         let orphan_pack = is_pack_file_name(&entry.name) && !live.contains(&entry.name);
-        if orphan_pack || super::is_temp_name(&entry.name) {
+        if orphan_pack || is_temp_name(&entry.name) {
             if fs.remove_file(&dir.join(&entry.name)).is_ok() && orphan_pack {
                 removed += 1;
             }
@@ -39,7 +41,7 @@ pub fn remove_orphans(fs: &dyn Fs, dir: &Path, manifest: &Manifest, own: Option<
 /// Stage files (and lock files) of owners whose lock nobody holds: their
 /// store is gone, so nothing will ever link them. Of this store's own, the
 /// ones it no longer uses.
-fn remove_dead_stage_files(fs: &dyn Fs, dir: &Path, entries: &[super::fs::DirEntry], own: Option<&Spill>) {
+fn remove_dead_stage_files(fs: &dyn Fs, dir: &Path, entries: &[crate::engine::fs::DirEntry], own: Option<&Spill>) {
     let own = own.and_then(|s| s.current());
     let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for entry in entries.iter().filter(|e| e.is_file) {

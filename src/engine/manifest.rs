@@ -18,14 +18,14 @@ use std::path::Path;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
-use super::error::{Error, Result};
-use super::format::pack_file_name;
-use super::fs::Fs;
-use super::writer::EncodedPack;
+use crate::engine::error::{Error, Result};
+use crate::engine::pack::format::pack_file_name;
+use crate::engine::fs::Fs;
+use crate::engine::layout::MANIFEST_NAME;
+use crate::engine::pack::writer::EncodedPack;
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PCKMANI\0";
 pub const MANIFEST_FORMAT: u32 = 1;
-pub const MANIFEST_NAME: &str = "MANIFEST";
 const HEADER: usize = 32;
 const TRAILER: usize = 32;
 
@@ -171,7 +171,7 @@ pub fn read_raw(fs: &dyn Fs, dir: &Path) -> Result<Option<Vec<u8>>> {
 /// Atomically replaces `dir/MANIFEST` (temp file + rename; fsyncs when `sync`).
 pub fn commit(fs: &dyn Fs, dir: &Path, manifest: &Manifest, sync: bool) -> Result<()> {
     let bytes = manifest.encode()?;
-    super::write_into_place(fs, dir, MANIFEST_NAME, &[&bytes], sync)?;
+    crate::engine::layout::write_into_place(fs, dir, MANIFEST_NAME, &[&bytes], sync)?;
     if sync {
         fs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
     }

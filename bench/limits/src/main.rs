@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use packcache::engine::format::BLOCK_SIZE;
-use packcache::engine::reader::{PackView, Verify};
+use packcache::engine::pack::format::BLOCK_SIZE;
+use packcache::engine::pack::reader::{PackView, Verify};
 
 fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> usize + Sync) -> usize {
     let next = AtomicUsize::new(0);

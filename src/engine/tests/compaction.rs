@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::super::fs::RealFs;
-use super::super::reader::{PackView, Verify};
+use crate::engine::fs::RealFs;
+use crate::engine::pack::reader::{PackView, Verify};
 use super::super::*;
 use super::Model;
 
@@ -32,8 +32,8 @@ fn fill(store: &Store) -> Model {
 
 /// The scope's packs, every block checked.
 fn packs(store: &Store) -> Vec<PackView> {
-    let manifest = store.read_manifest().unwrap();
-    manifest.scope("s").unwrap().packs.iter().map(|m| store.open_pack(m, Verify::Full).unwrap()).collect()
+    let manifest = store.core().read_manifest().unwrap();
+    manifest.scope("s").unwrap().packs.iter().map(|m| store.core().open_pack(m, Verify::Full).unwrap()).collect()
 }
 
 /// Each block of a pack as stored, with the keys of its values.

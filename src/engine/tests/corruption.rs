@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::super::simfs::SimFs;
+use crate::engine::fs::sim::SimFs;
 use super::super::*;
 use super::{noise, Model};
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::super::simfs::{CrashKind, SimFs};
+use crate::engine::fs::sim::{CrashKind, SimFs};
 use super::super::*;
 use super::{apply, noise, Model};
 

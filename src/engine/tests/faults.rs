@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::super::faultfs::{FaultFs, FaultMode};
-use super::super::fs::RealFs;
+use crate::engine::fs::fault::{FaultFs, FaultMode};
+use crate::engine::fs::RealFs;
 use super::super::*;
 use super::{apply, noise, Model};
 
@@ -57,7 +57,7 @@ fn stale_version(root: &Path) {
     old.set("alpha", b"k", b"old").unwrap();
     old.save().unwrap();
     let past = SystemTime::now() - Duration::from_secs(86400);
-    let manifest = old.dir().join(manifest::MANIFEST_NAME);
+    let manifest = old.dir().join(crate::engine::layout::MANIFEST_NAME);
     std::fs::File::options().write(true).open(manifest).unwrap().set_modified(past).unwrap();
 }
 
@@ -96,7 +96,7 @@ fn change(scenario: Scenario, store: &Store, models: &mut Models) {
 fn assert_no_orphans(root: &Path) {
     let store = Store::open(options(root), Arc::new(RealFs)).unwrap();
     store.save().unwrap();
-    let manifest = store.read_manifest().unwrap();
+    let manifest = store.core().read_manifest().unwrap();
     let live: HashSet<String> = manifest.scopes.iter().flat_map(|s| &s.packs).map(|p| p.file_name()).collect();
     for entry in std::fs::read_dir(store.dir()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();

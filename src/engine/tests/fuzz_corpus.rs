@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::super::fuzzing;
-use super::super::simfs::SimFs;
+use crate::engine::fuzzing;
+use crate::engine::fs::sim::SimFs;
 use super::super::*;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {

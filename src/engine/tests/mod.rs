@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::fs::{Blob, RealFs};
+use crate::engine::fs::{Blob, RealFs};
 use super::*;
 
 pub(super) type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -124,7 +124,7 @@ fn uncompressed_packs_of_a_load_share_one_mapping_and_a_damaged_one_fails_alone(
         .iter()
         .flat_map(|s| &s.parts)
         .map(|p| match &p.bytes {
-            load::Bytes::Group(blob) => blob,
+            pairs::Bytes::Group(blob) => blob,
             _ => panic!("a raw pack served outside the load's group"),
         })
         .collect();
@@ -133,7 +133,7 @@ fn uncompressed_packs_of_a_load_share_one_mapping_and_a_damaged_one_fails_alone(
     assert_eq!(models, vec![a.clone(), b]);
     // A pack cut short (its mapping then shorter than the manifest says):
     // its scope reports corrupt, the other loads whole.
-    let manifest = store.read_manifest().unwrap();
+    let manifest = store.core().read_manifest().unwrap();
     let victim = store.dir().join(manifest.scope("b").unwrap().packs[0].file_name());
     let len = std::fs::metadata(&victim).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&victim).unwrap().set_len(len / 2).unwrap();
@@ -247,7 +247,7 @@ fn corrupt_pack_fails_only_its_scope_and_next_save_resets_it() {
     fill(&store, "good", &mut good, 0..50, 100);
     store.set("bad", b"k", b"value that will be damaged").unwrap();
     store.save().unwrap();
-    let manifest = store.read_manifest().unwrap();
+    let manifest = store.core().read_manifest().unwrap();
     let bad_pack = store.dir().join(manifest.scope("bad").unwrap().packs[0].file_name());
     let mut bytes = std::fs::read(&bad_pack).unwrap();
     let n = bytes.len();
@@ -272,7 +272,7 @@ fn damaged_manifest_is_reported_and_replaced_by_next_save() {
     let store = open(opts(tmp.path()));
     store.set("s", b"k", b"v").unwrap();
     store.save().unwrap();
-    let path = store.dir().join(manifest::MANIFEST_NAME);
+    let path = store.dir().join(crate::engine::layout::MANIFEST_NAME);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[40] ^= 0x80;
     std::fs::write(&path, bytes).unwrap();
@@ -454,13 +454,13 @@ fn invalid_scope_names_are_rejected() {
 #[test]
 fn failed_save_keeps_previous_generation_and_retries_updates() {
     let tmp = tempfile::tempdir().unwrap();
-    let fs = faultfs::FaultFs::healthy();
+    let fs = fs::fault::FaultFs::healthy();
     let store = Store::open(opts(tmp.path()), fs.clone()).unwrap();
     store.set("s", b"k", b"v1").unwrap();
     store.save().unwrap();
     store.set("s", b"k", b"v2").unwrap();
     store.set("s", b"other", b"x").unwrap();
-    fs.arm(0, faultfs::FaultMode::Persistent, std::io::ErrorKind::StorageFull);
+    fs.arm(0, fs::fault::FaultMode::Persistent, std::io::ErrorKind::StorageFull);
     let err = store.save().unwrap_err();
     assert_eq!(err.code(), "PACKCACHE_IO");
     assert_eq!(open(opts(tmp.path())).get("s", b"k").unwrap(), Some(b"v1".to_vec()));
@@ -472,11 +472,11 @@ fn failed_save_keeps_previous_generation_and_retries_updates() {
     assert_eq!(reopened.get("s", b"other").unwrap(), Some(b"x".to_vec()));
 }
 
-fn sample_pack(compression: Compression) -> writer::EncodedPack {
+fn sample_pack(compression: Compression) -> pack::writer::EncodedPack {
     let values: Vec<Vec<u8>> = (0..40u64).map(|i| if i % 5 == 0 { Vec::new() } else { b"abcabc".repeat(i as usize * 30) }).collect();
     let keys: Vec<Vec<u8>> = (0..40u64).map(|i| format!("key{i}").into_bytes()).collect();
     let items: Vec<(&[u8], &[u8])> = keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-    writer::encode_pack("scope", 3, &items, compression).unwrap()
+    pack::writer::encode_pack("scope", 3, &items, compression).unwrap()
 }
 
 #[test]
@@ -507,8 +507,8 @@ fn get_cached_answers_only_from_verified_unchanged_state() {
 fn find_locates_every_key_of_a_large_pack_and_no_other() {
     let keys: Vec<Vec<u8>> = (0..3000u32).map(|i| format!("/src/m{i}.js").into_bytes()).collect();
     let items: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), &k[..3])).collect();
-    let pack = writer::encode_pack("s", 1, &items, Compression::Zstd(1)).unwrap();
-    let view = reader::PackView::open(Arc::new(pack.to_bytes()), &pack.id, reader::Verify::Full).unwrap();
+    let pack = pack::writer::encode_pack("s", 1, &items, Compression::Zstd(1)).unwrap();
+    let view = pack::reader::PackView::open(Arc::new(pack.to_bytes()), &pack.id, pack::reader::Verify::Full).unwrap();
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(view.find(k), Some(i));
     }
@@ -522,7 +522,7 @@ fn pack_reader_returns_what_the_writer_wrote() {
     for compression in [Compression::None, Compression::Zstd(1), Compression::Zstd(19)] {
         let pack = sample_pack(compression);
         let blob: Blob = Arc::new(pack.to_bytes());
-        let view = reader::PackView::open(blob, &pack.id, reader::Verify::Full).unwrap();
+        let view = pack::reader::PackView::open(blob, &pack.id, pack::reader::Verify::Full).unwrap();
         assert_eq!((view.len(), view.generation(), view.scope()), (40, 3, b"scope".as_slice()));
         let body = view.decode_body().unwrap();
         for i in 0..40usize {
@@ -546,11 +546,11 @@ fn every_flipped_pack_byte_is_reported_corrupt() {
     for pos in 0..whole.len() {
         let mut bytes = whole.clone();
         bytes[pos] ^= 0x20;
-        let result = reader::PackView::open(Arc::new(bytes), &pack.id, reader::Verify::Full);
+        let result = pack::reader::PackView::open(Arc::new(bytes), &pack.id, pack::reader::Verify::Full);
         assert!(matches!(result, Err(Error::Corrupted { .. })), "byte {pos} flipped went unnoticed");
     }
     for len in [0, 10, 95, 96, 200, whole.len() - 1] {
-        let result = reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, reader::Verify::Full);
+        let result = pack::reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, pack::reader::Verify::Full);
         assert!(matches!(result, Err(Error::Corrupted { .. })), "truncation to {len} went unnoticed");
     }
 }
@@ -563,13 +563,13 @@ fn a_flipped_body_byte_fails_only_the_values_of_its_block() {
     let keys: Vec<Vec<u8>> = (0..300u64).map(|i| format!("key{i}").into_bytes()).collect();
     let items: Vec<(&[u8], &[u8])> = keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
     for compression in [Compression::None, Compression::Zstd(1)] {
-        let whole = writer::encode_pack("scope", 1, &items, compression).unwrap().to_bytes();
+        let whole = pack::writer::encode_pack("scope", 1, &items, compression).unwrap().to_bytes();
         let id: [u8; 32] = whole[whole.len() - 32..].try_into().unwrap();
-        let body_off = format::Header::read(&whole).unwrap().body_off();
+        let body_off = pack::format::Header::read(&whole).unwrap().body_off();
         for pos in (body_off..whole.len() - 32).step_by(97) {
             let mut bytes = whole.clone();
             bytes[pos] ^= 0x20;
-            let view = reader::PackView::open(Arc::new(bytes), &id, reader::Verify::OnRead).unwrap();
+            let view = pack::reader::PackView::open(Arc::new(bytes), &id, pack::reader::Verify::OnRead).unwrap();
             let mut failed = 0;
             for (i, value) in values.iter().enumerate() {
                 match view.read_value(i) {
@@ -578,7 +578,7 @@ fn a_flipped_body_byte_fails_only_the_values_of_its_block() {
                     Err(e) => panic!("byte {pos} flipped: item {i}: {e}"),
                 }
             }
-            assert!((1..=format::BLOCK_ITEMS).contains(&failed), "byte {pos} flipped: {failed} reads failed");
+            assert!((1..=pack::format::BLOCK_ITEMS).contains(&failed), "byte {pos} flipped: {failed} reads failed");
             assert!(matches!(view.decode_body(), Err(Error::Corrupted { .. })), "byte {pos}: whole body read");
         }
     }
@@ -591,7 +591,7 @@ fn get_reads_intact_blocks_of_a_damaged_pack_and_the_next_save_resets_its_scope(
     let mut model = Model::new();
     fill(&store, "s", &mut model, 0..200, 50);
     store.save().unwrap();
-    let manifest = store.read_manifest().unwrap();
+    let manifest = store.core().read_manifest().unwrap();
     assert_eq!(manifest.scope("s").unwrap().packs.len(), 1);
     let pack = store.dir().join(manifest.scope("s").unwrap().packs[0].file_name());
     let mut bytes = std::fs::read(&pack).unwrap();
@@ -633,7 +633,7 @@ fn every_flipped_manifest_byte_is_reported_corrupt() {
 #[test]
 fn a_save_of_few_keys_maps_only_the_packs_whose_filter_may_hold_them() {
     let tmp = tempfile::tempdir().unwrap();
-    let fs = faultfs::FaultFs::healthy();
+    let fs = fs::fault::FaultFs::healthy();
     let mut o = opts(tmp.path());
     o.pack_size = 4096;
     let store = Store::open(o.clone(), fs.clone()).unwrap();
@@ -644,7 +644,7 @@ fn a_save_of_few_keys_maps_only_the_packs_whose_filter_may_hold_them() {
         model.insert(key, value);
     }
     store.save().unwrap();
-    let packs = store.read_manifest().unwrap().scope("s").unwrap().packs.len();
+    let packs = store.core().read_manifest().unwrap().scope("s").unwrap().packs.len();
     assert!(packs >= 10, "{packs} packs");
     store.set("s", b"key-7", b"new").unwrap();
     model.insert(b"key-7".to_vec(), b"new".to_vec());

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::super::faultfs::FaultFs;
-use super::super::fs::RealFs;
+use crate::engine::fs::fault::FaultFs;
+use crate::engine::fs::RealFs;
 use super::super::*;
 use super::Model;
 
@@ -60,7 +60,7 @@ fn a_load_that_loses_many_races_to_gc_starts_over_and_returns_the_newest_generat
     assert_eq!(lost.load(Ordering::SeqCst), 25);
     let expected: Model = (0..KEYS).map(|k| (format!("k{k}").into_bytes(), value(25, k))).collect();
     assert_eq!(loaded, expected);
-    assert!(reader.corrupt_packs.lock().unwrap().is_empty(), "no pack was marked for reset");
+    assert!(reader.core().corrupt_packs.lock().unwrap().is_empty(), "no pack was marked for reset");
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn a_get_that_loses_many_races_to_gc_starts_over_and_returns_the_newest_value() 
     let (reader, lost) = racing_reader(dir.path(), 25);
     assert_eq!(reader.get("s", b"k3").unwrap(), Some(value(25, 3)));
     assert_eq!(lost.load(Ordering::SeqCst), 25);
-    assert!(reader.corrupt_packs.lock().unwrap().is_empty(), "no pack was marked for reset");
+    assert!(reader.core().corrupt_packs.lock().unwrap().is_empty(), "no pack was marked for reset");
 }
 
 #[test]

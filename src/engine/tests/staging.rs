@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::super::fs::RealFs;
-use super::super::reader::Verify;
+use crate::engine::fs::RealFs;
+use crate::engine::pack::reader::Verify;
 use super::super::*;
 use super::{apply, noise, Model};
 
@@ -33,11 +33,11 @@ fn check_reads(store: &Store, models: &BTreeMap<String, Model>, when: &str) {
 
 /// Each pack holds a key once, and a scope holds one live copy of each key.
 fn check_packs(store: &Store, models: &BTreeMap<String, Model>) {
-    let manifest = manifest::read(&*store.fs, store.dir()).unwrap().unwrap();
+    let manifest = manifest::read(&*store.core().fs, store.dir()).unwrap().unwrap();
     for scope in &manifest.scopes {
         let mut live = HashSet::new();
         for meta in &scope.packs {
-            let view = store.open_pack(meta, Verify::Full).unwrap();
+            let view = store.core().open_pack(meta, Verify::Full).unwrap();
             let keys: HashSet<&[u8]> = (0..view.len()).map(|i| view.key(i)).collect();
             assert_eq!(keys.len(), view.len(), "a key twice in one pack");
             for i in (0..view.len()).filter(|&i| !meta.is_dead(i as u32)) {
@@ -171,7 +171,7 @@ fn stage_files_of_a_store_that_is_gone_are_removed_by_the_next_save() {
 
 #[test]
 fn a_failed_stage_claim_keeps_chunks_in_memory_and_is_retried_later() {
-    use super::super::faultfs::{FaultFs, FaultMode};
+    use crate::engine::fs::fault::{FaultFs, FaultMode};
     let tmp = tempfile::tempdir().unwrap();
     let fs = FaultFs::healthy();
     let store = Store::open(options(tmp.path()), fs.clone()).unwrap();
@@ -200,7 +200,7 @@ fn a_failed_stage_claim_keeps_chunks_in_memory_and_is_retried_later() {
 
 #[test]
 fn a_failed_save_keeps_spilled_chunks_for_the_next_save() {
-    use super::super::faultfs::{FaultFs, FaultMode};
+    use crate::engine::fs::fault::{FaultFs, FaultMode};
     let tmp = tempfile::tempdir().unwrap();
     let fs = FaultFs::healthy();
     let store = Store::open(options(tmp.path()), fs.clone()).unwrap();

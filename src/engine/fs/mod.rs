@@ -1,6 +1,11 @@
 //! Every disk access of the engine goes through [`Fs`], so tests can inject
 //! faults or simulate power loss. [`RealFs`] is the production implementation.
 
+#[cfg(any(test, feature = "testing"))]
+pub mod fault;
+#[cfg(any(test, feature = "testing"))]
+pub mod sim;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

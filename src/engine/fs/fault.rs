@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::fs::{Blob, DirEntry, Fs, LockGuard, RealFs};
+use crate::engine::fs::{Blob, DirEntry, Fs, LockGuard, RealFs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultMode {
@@ -200,7 +200,7 @@ impl Fs for FaultFs {
         self.inner.try_lock(path)
     }
 
-    fn stamp(&self, path: &Path) -> io::Result<Option<super::fs::Stamp>> {
+    fn stamp(&self, path: &Path) -> io::Result<Option<crate::engine::fs::Stamp>> {
         self.op("stat")?;
         self.inner.stamp(path)
     }

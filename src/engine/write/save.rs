@@ -6,20 +6,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::bloom;
-use super::compact::{self, Source};
-use super::error::{Error, Result};
-use super::gc;
-use super::keyhash::KeyBytes;
-use super::manifest::{self, Manifest, PackMeta, ScopeMeta};
-use super::par;
-use super::reader::Verify;
-use super::stage::{self, Staged};
-use super::store::{SaveStats, Store};
-use super::updates::{Batch, ScopeUpdates};
-use super::writer::{encode_pack_with, item_size, EncodedPack};
+use crate::engine::pack::bloom;
+use crate::engine::write::compact::{self, Source};
+use crate::engine::error::{Error, Result};
+use crate::engine::gc;
+use crate::engine::keyhash::KeyBytes;
+use crate::engine::manifest::{self, Manifest, PackMeta, ScopeMeta};
+use crate::engine::par;
+use crate::engine::pack::reader::Verify;
+use crate::engine::unsaved::stage::{self, Staged};
+use crate::engine::core::Core;
+use crate::engine::unsaved::updates::{Batch, ScopeUpdates};
+use crate::engine::pack::writer::{encode_pack_with, item_size, EncodedPack};
 
-pub const LOCK_NAME: &str = "LOCK";
 /// A pack whose dead share reaches 1/DEAD_SHARE_DIVISOR is rewritten.
 const DEAD_SHARE_DIVISOR: u64 = 5;
 /// Packs below pack_size / SMALL_DIVISOR count as small ...
@@ -29,20 +28,30 @@ const MAX_SMALL_PACKS: usize = 8;
 /// Up to this many updated keys, a scope's packs are scanned by comparing keys.
 const FEW_KEYS: usize = 8;
 
-pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveStats {
+    pub generation: u64,
+    pub packs_written: u32,
+    pub bytes_written: u64,
+    pub items_written: u64,
+    pub packs_removed: u32,
+    pub versions_expired: u32,
+}
+
+pub fn commit(store: &Core, batch: &Batch) -> Result<SaveStats> {
     let fs = &*store.fs;
     let dir = store.dir();
     let mut stats = SaveStats::default();
     let corrupt: HashSet<[u8; 32]> = store.corrupt_packs.lock().unwrap().clone();
     let must_commit = !batch.is_empty() || !corrupt.is_empty();
-    super::check_not_link(fs, dir)?;
+    crate::engine::layout::check_not_link(fs, dir)?;
     if must_commit {
         fs.create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     } else if !fs.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
         stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
         return Ok(stats);
     }
-    let lock_path = dir.join(LOCK_NAME);
+    let lock_path = dir.join(crate::engine::layout::LOCK_NAME);
     let _lock = fs.lock(&lock_path).map_err(|e| Error::io("lock", &lock_path, e))?;
     let base = match manifest::read(fs, dir) {
         Ok(m) => m.unwrap_or_default(),
@@ -67,7 +76,7 @@ pub fn commit(store: &Store, batch: &Batch) -> Result<SaveStats> {
     stats.generation = live.generation;
     // Also on a save with nothing to commit: files an interrupted save left
     // behind never outlive the next successful save.
-    stats.packs_removed = gc::remove_orphans(fs, dir, &live, store.spill());
+    stats.packs_removed = gc::remove_orphans(fs, dir, &live, store.spill().map(|s| &**s));
     stats.versions_expired = gc::expire_versions(fs, &store.opts, dir);
     Ok(stats)
 }
@@ -101,7 +110,7 @@ enum Job<'p> {
 }
 
 fn merge(
-    store: &Store,
+    store: &Core,
     batch: &Batch,
     base: &Manifest,
     corrupt: &HashSet<[u8; 32]>,
@@ -168,15 +177,15 @@ fn merge(
 
 /// Writes `<id>.pack` through a temp file (a crash leaves only a temp file,
 /// removed by the next save).
-fn write_pack(store: &Store, pack: &EncodedPack) -> Result<()> {
-    let name = super::format::pack_file_name(&pack.id);
-    super::write_into_place(&*store.fs, store.dir(), &name, &pack.parts(), store.opts.fsync)
+fn write_pack(store: &Core, pack: &EncodedPack) -> Result<()> {
+    let name = crate::engine::pack::format::pack_file_name(&pack.id);
+    crate::engine::layout::write_into_place(&*store.fs, store.dir(), &name, &pack.parts(), store.opts.fsync)
 }
 
 /// Puts a staged pack under its pack name: a hard link to its stage file
 /// (the stage file stays until the chunk is dropped, so a failed save can
 /// link it again), or a write when it is in memory or links fail.
-fn write_staged(store: &Store, staged: &Staged) -> Result<()> {
+fn write_staged(store: &Core, staged: &Staged) -> Result<()> {
     if let Some(pack) = staged.in_memory() {
         return write_pack(store, pack);
     }
@@ -199,13 +208,13 @@ fn write_staged(store: &Store, staged: &Staged) -> Result<()> {
         Err(_) => {} // e.g. a file system without hard links
     }
     let bytes = fs.read_file(stage_path).map_err(|e| Error::io("read", stage_path, e))?;
-    super::write_into_place(fs, store.dir(), &name, &[&bytes], store.opts.fsync)
+    crate::engine::layout::write_into_place(fs, store.dir(), &name, &[&bytes], store.opts.fsync)
 }
 
 /// Marks the committed copies of updated keys dead, finishes the staged
 /// packs, then picks packs to compact. Committed packs that cannot be read
 /// are dropped (the scope starts afresh from this batch).
-fn plan_scope(store: &Store, name: &str, mut packs: Vec<PackMeta>, updates: &ScopeUpdates) -> Result<ScopePlan> {
+fn plan_scope(store: &Core, name: &str, mut packs: Vec<PackMeta>, updates: &ScopeUpdates) -> Result<ScopePlan> {
     match mark_dead(store, &mut packs, updates) {
         Ok(()) => {}
         Err(Error::Corrupted { .. }) => packs.clear(),
@@ -253,7 +262,7 @@ fn plan_scope(store: &Store, name: &str, mut packs: Vec<PackMeta>, updates: &Sco
     }
     Ok(plan)
 }
-fn open_source(store: &Store, candidate: Candidate) -> Result<Source> {
+fn open_source(store: &Core, candidate: Candidate) -> Result<Source> {
     match candidate {
         Candidate::Committed(meta) => compact::open_committed(store, meta, store.opts.compression),
         Candidate::Staged(staged, meta) => compact::open_staged(&staged, meta, store.opts.compression),
@@ -266,7 +275,7 @@ fn open_source(store: &Store, candidate: Candidate) -> Result<Source> {
 /// build) took its values with it: its keys are left out, like removed keys
 /// (their committed copies are marked dead all the same), instead of
 /// failing every save from now on.
-fn staged_packs(store: &Store, updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> {
+fn staged_packs(store: &Core, updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged>, PackMeta)>> {
     let groups = stage::group_by_chunk(updates.values().flatten().map(|v| (v, ())));
     let staged = par::map(groups, |group| {
         let staged = group.chunk.encoded()?;
@@ -292,7 +301,7 @@ fn staged_packs(store: &Store, updates: &ScopeUpdates) -> Result<Vec<(Arc<Staged
 /// Scans the keys (index only) of the scope's packs and marks the live copy
 /// of each updated key dead. With few updates (a watch build's save), a pack
 /// whose key filter rules out every updated key is not opened at all.
-fn mark_dead(store: &Store, packs: &mut [PackMeta], updates: &ScopeUpdates) -> Result<()> {
+fn mark_dead(store: &Core, packs: &mut [PackMeta], updates: &ScopeUpdates) -> Result<()> {
     let hashes: Option<Vec<(u64, u64)>> =
         (updates.len() <= 2 * packs.len()).then(|| updates.keys().map(|k| bloom::key_hash(k)).collect());
     let may_hold =

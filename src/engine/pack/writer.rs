@@ -1,9 +1,9 @@
 //! Serializes a batch of items into one pack blob: one output buffer, blocks
 //! compressed one after another into it, no allocation per item.
 
-use super::bloom;
-use super::error::{Error, Result};
-use super::format::{align_up, block_hash, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
+use crate::engine::pack::bloom;
+use crate::engine::error::{Error, Result};
+use crate::engine::pack::format::{align_up, block_hash, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {

@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 
 use rkyv::util::AlignedVec;
 
-use super::error::{Error, Result};
-use super::format::{block_hash, ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
-use super::fs::Blob;
-use super::keyhash::hash_key;
+use crate::engine::error::{Error, Result};
+use crate::engine::pack::format::{block_hash, ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
+use crate::engine::fs::Blob;
+use crate::engine::keyhash::hash_key;
 
 /// How much of a pack to verify, and when. The header and index are always
 /// checked on opening (their hash is the pack's id); the modes differ in the
@@ -67,7 +67,7 @@ impl Body {
 }
 
 fn corrupt(id: &[u8; 32], what: impl std::fmt::Display) -> Error {
-    Error::corrupted(format!("pack {}: {what}", super::format::pack_file_name(id)))
+    Error::corrupted(format!("pack {}: {what}", crate::engine::pack::format::pack_file_name(id)))
 }
 
 impl PackView {
@@ -133,7 +133,7 @@ impl PackView {
     }
 
     fn file_name(&self) -> String {
-        super::format::pack_file_name(&self.header.index_hash)
+        crate::engine::pack::format::pack_file_name(&self.header.index_hash)
     }
 
     fn index_bytes(&self) -> &[u8] {
@@ -342,7 +342,7 @@ impl PackView {
             self.check_block(index, b)?;
             return Ok(std::borrow::Cow::Borrowed(&(*self.blob).as_ref()[stored]));
         }
-        let mut out = super::memory::zeroed(raw.len());
+        let mut out = crate::engine::memory::zeroed(raw.len());
         self.decode_block(index, b, &mut out)?;
         Ok(std::borrow::Cow::Owned(out))
     }
@@ -366,7 +366,7 @@ impl PackView {
         // decoded block that is the value alone (a large value) is the value.
         match self.block_bytes(b)? {
             std::borrow::Cow::Owned(block) if range == raw => Ok(block),
-            block => Ok(super::memory::copy_of(&block[range.start - raw.start..range.end - raw.start])),
+            block => Ok(crate::engine::memory::copy_of(&block[range.start - raw.start..range.end - raw.start])),
         }
     }
 }

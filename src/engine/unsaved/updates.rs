@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::keyhash::{HashedKey, KeyArena, KeyBytes, KeyTable};
-use super::stage::{self, StageConfig, Stager, Value};
+use crate::engine::keyhash::{HashedKey, KeyArena, KeyBytes, KeyTable};
+use crate::engine::unsaved::stage::{self, StageConfig, Stager, Value};
 
 /// The latest update of each key; `None` is a remove.
 pub type ScopeUpdates = HashMap<HashedKey, Option<Value>, KeyTable>;

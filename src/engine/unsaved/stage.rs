@@ -19,13 +19,13 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::error::{Error, Result};
-use super::format::is_lower_hex;
-use super::fs::{Fs, LockGuard};
-use super::load::PairBuf;
-use super::manifest::PackMeta;
-use super::reader::{Body, PackView, Verify};
-use super::writer::{encode_pack_in, item_size, raw_pack_over, Compression, EncodedPack};
+use crate::engine::error::{Error, Result};
+use crate::engine::layout::{stage_file_name, stage_lock_name};
+use crate::engine::fs::{Fs, LockGuard};
+use crate::engine::pairs::{Bytes, PairBuf};
+use crate::engine::manifest::PackMeta;
+use crate::engine::pack::reader::{Body, PackView, Verify};
+use crate::engine::pack::writer::{encode_pack_in, item_size, raw_pack_over, Compression, EncodedPack};
 
 /// Buffers kept for reuse, and the largest capacity worth keeping.
 const POOL_BUFFERS: usize = 8;
@@ -98,7 +98,7 @@ impl Spill {
 
     fn claim(&self) -> Option<Owner> {
         self.fs.create_dir_all(&self.dir).ok()?;
-        super::check_not_link(&*self.fs, &self.dir).ok()?;
+        crate::engine::layout::check_not_link(&*self.fs, &self.dir).ok()?;
         let name = fresh_owner_name();
         let lock = self.fs.try_lock(&self.dir.join(stage_lock_name(&name))).ok()??;
         Some(Owner { name, _lock: lock, next: 0, live: HashSet::new() })
@@ -125,7 +125,7 @@ impl Spill {
                 *state = self.claim().map_or_else(|| OwnerState::Failed(Instant::now()), OwnerState::Claimed);
             }
             let OwnerState::Claimed(owner) = &mut *state else { return None };
-            let name = format!("stage-{}-{}.pack", owner.name, owner.next);
+            let name = stage_file_name(&owner.name, owner.next);
             owner.next += 1;
             owner.live.insert(name.clone());
             self.dir.join(name)
@@ -157,11 +157,6 @@ impl Spill {
     }
 }
 
-/// The lock file guarding `owner`'s stage files.
-pub fn stage_lock_name(owner: &str) -> String {
-    format!("stage-{owner}.lock")
-}
-
 /// 16 hex digits, unique across processes in practice: a hash of the
 /// process id, the time and a per-process counter.
 fn fresh_owner_name() -> String {
@@ -172,18 +167,6 @@ fn fresh_owner_name() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     h.update(&now.as_nanos().to_le_bytes());
     h.finalize().to_hex()[..16].to_owned()
-}
-
-/// The owner of a stage file or lock (`stage-<owner>-<n>.pack`,
-/// `stage-<owner>.lock`), and whether `name` is the lock.
-pub fn stage_file_owner(name: &str) -> Option<(&str, bool)> {
-    let rest = name.strip_prefix("stage-")?;
-    let is_hex = |s: &str| s.len() == 16 && is_lower_hex(s);
-    if let Some(owner) = rest.strip_suffix(".lock") {
-        return is_hex(owner).then_some((owner, true));
-    }
-    let (owner, n) = rest.strip_suffix(".pack")?.split_once('-')?;
-    (is_hex(owner) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((owner, false))
 }
 
 /// One staged value: item `item` of `chunk`.
@@ -350,9 +333,9 @@ impl Chunk {
             return Push::Full;
         }
         let Ok(item) = u32::try_from(raw.ends.len()) else { return Push::Full };
-        super::memory::reserve(&mut raw.keys, key.len());
+        crate::engine::memory::reserve(&mut raw.keys, key.len());
         raw.keys.extend_from_slice(key);
-        super::memory::reserve(&mut raw.values, value.len());
+        crate::engine::memory::reserve(&mut raw.values, value.len());
         raw.values.extend_from_slice(value);
         raw.ends.push((raw.keys.len(), raw.values.len()));
         raw.superseded.push(false);
@@ -391,7 +374,7 @@ impl Chunk {
         drop(state);
         let mut raw = raw;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.encode(&mut raw, spill)))
-            .unwrap_or_else(|p| Err(Error::Internal(super::store::panic_message(&p))));
+            .unwrap_or_else(|p| Err(Error::Internal(crate::engine::error::panic_message(&p))));
         let mut state = self.state.lock().unwrap();
         let spent = match &result {
             Ok(staged) => {
@@ -539,7 +522,7 @@ pub fn collect<'a>(entries: impl Iterator<Item = (&'a [u8], &'a Value)>) -> Resu
             return Ok(None);
         }
     }
-    Ok(Some(PairBuf { bytes: super::load::Bytes::Owned(bytes), pairs }))
+    Ok(Some(PairBuf { bytes: Bytes::Owned(bytes), pairs }))
 }
 
 /// Values of one chunk, each with a tag of the caller's.

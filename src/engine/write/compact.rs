@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use super::error::{Error, Result};
-use super::manifest::PackMeta;
-use super::reader::{PackView, Verify};
-use super::stage::Staged;
-use super::store::Store;
-use super::writer::{item_size, Compression, CopiedBlock};
+use crate::engine::error::{Error, Result};
+use crate::engine::manifest::PackMeta;
+use crate::engine::pack::reader::{PackView, Verify};
+use crate::engine::unsaved::stage::Staged;
+use crate::engine::core::Core;
+use crate::engine::pack::writer::{item_size, Compression, CopiedBlock};
 
 /// A pack being compacted: its live items go into new packs.
 pub struct Source {
@@ -35,7 +35,7 @@ enum BlockUse {
 
 /// Opens a committed pack for compaction, every block checked, and decodes
 /// the blocks that hold both live and dead items.
-pub fn open_committed(store: &Store, meta: PackMeta, compression: Compression) -> Result<Source> {
+pub fn open_committed(store: &Core, meta: PackMeta, compression: Compression) -> Result<Source> {
     let view = Arc::new(store.open_pack(&meta, Verify::Full)?);
     Source::new(view, meta, false, compression)
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::fs::{Blob, DirEntry, Fs, LockGuard};
+use crate::engine::fs::{Blob, DirEntry, Fs, LockGuard};
 
 #[derive(Clone)]
 struct Inode {
