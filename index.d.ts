@@ -85,7 +85,10 @@ export interface PackStorageOptions {
   version: string
   /** Compression of new packs. Default `'zstd'`. */
   compression?: 'zstd' | 'none'
-  /** zstd level (1 = fastest, up to 22). Default 1. */
+  /**
+   * zstd level (1 = fastest, up to 22; negative levels are faster still).
+   * Default 1.
+   */
   compressionLevel?: number
   /**
    * Target uncompressed bytes per pack, and per staging chunk of unsaved

@@ -1,5 +1,6 @@
 import test from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import { PackStorage, hash, tempRoot } from './helpers.mjs'
 
 const LONE = ['x\uD800', 'x\uDC00', 'x\uDBFF', '\uDC00\uD800', 'a\uD83Db']
@@ -82,4 +83,18 @@ test('methods called on a foreign receiver throw a coded TypeError', async (t) =
   assert.equal((await proto.get.call(s, 's', 'k')).toString(), 'v')
   await proto.save.call(s)
   assert.deepEqual(await s.scopes(), ['s'])
+})
+
+test('the options the parser accepts are exactly the fields of the TS interface', (t) => {
+  const dts = fs.readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
+  const body = /export interface PackStorageOptions \{([\s\S]*?)\n\}/.exec(dts)[1]
+  const declared = [...body.matchAll(/^ {2}(\w+)\??:/gm)].map((m) => m[1])
+  let accepted
+  try {
+    new PackStorage({ root: tempRoot(t), version: '1', notAnOption: 1 })
+  } catch (e) {
+    accepted = /options are ([\w, ]+)\)/.exec(e.message)[1].split(', ')
+  }
+  assert.deepEqual(accepted, declared)
+  assert.equal(declared.length, 8)
 })

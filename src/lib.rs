@@ -1,8 +1,9 @@
 //! packcache: a persistent build cache for JS bundler plugins.
 //!
 //! `engine` is the pack storage engine; it never imports napi. With the
-//! default `node` feature, the N-API binding (`binding`: one class and
-//! `hash`, plus option parsing, conversions and error mapping) wraps it.
+//! default `node` feature, `node` (the N-API binding: one class and `hash`,
+//! plus argument and option parsing, conversions and error mapping) wraps
+//! it. docs/ARCHITECTURE.md draws the layers.
 
 // Every unsafe operation sits in its own block with the invariant it relies on.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -11,18 +12,4 @@
 pub mod engine;
 
 #[cfg(feature = "node")]
-mod args;
-#[cfg(feature = "node")]
-pub mod binding;
-#[cfg(feature = "node")]
-mod convert;
-#[cfg(feature = "node")]
-mod fast;
-#[cfg(feature = "node")]
-mod js_errors;
-#[cfg(feature = "node")]
-mod options;
-#[cfg(feature = "node")]
-mod receiver;
-#[cfg(feature = "node")]
-mod stream;
+mod node;

@@ -1,4 +1,9 @@
-//! `PackStorageOptions` from a JavaScript object, with type checks.
+//! `PackStorageOptions` from a JavaScript object. The struct is the one
+//! source of truth: napi-rs makes the TS interface from it, `read` fills it
+//! field by field (TypeErrors for wrong JS types, our own messages, unknown
+//! keys rejected) and `into_engine` checks the values and converts them.
+//! `KNOWN` lists its fields' JS names; a JS test checks it against the
+//! generated interface, so the two cannot drift.
 
 use std::time::Duration;
 
@@ -7,11 +12,9 @@ use napi::{check_status, sys, Env, JsValue, Result, ValueType};
 use napi_derive::napi;
 
 use crate::engine::{Compression, Options};
-use crate::js_errors::{invalid_arg, type_error};
+use crate::node::js_errors::{invalid_arg, type_error};
 
 /// Options of `new PackStorage(options)`.
-// Parsed by hand (`parse`) for TypeErrors; this struct gives the TS interface.
-#[allow(dead_code)]
 #[napi(object)]
 pub struct PackStorageOptions {
     /// Cache directory; created if missing (unless `readonly`).
@@ -21,8 +24,9 @@ pub struct PackStorageOptions {
     /// Compression of new packs. Default `'zstd'`.
     #[napi(ts_type = "'zstd' | 'none'")]
     pub compression: Option<String>,
-    /// zstd level (1 = fastest, up to 22). Default 1.
-    pub compression_level: Option<i32>,
+    /// zstd level (1 = fastest, up to 22; negative levels are faster still).
+    /// Default 1.
+    pub compression_level: Option<f64>,
     /// Target uncompressed bytes per pack, and per staging chunk of unsaved
     /// sets (compressed in the background once full). Default 4 MiB.
     pub pack_size: Option<f64>,
@@ -36,7 +40,7 @@ pub struct PackStorageOptions {
     pub readonly: Option<bool>,
 }
 
-/// The keys of `PackStorageOptions`.
+/// The JS names of `PackStorageOptions`' fields, in order.
 const KNOWN: [&str; 8] = ["root", "version", "compression", "compressionLevel", "packSize", "expire", "fsync", "readonly"];
 
 struct Reader<'a> {
@@ -76,7 +80,7 @@ impl<'a> Reader<'a> {
         })?;
         // SAFETY: `names` is the array N-API just returned.
         let names = unsafe { Unknown::from_napi_value(self.env.raw(), names)? };
-        for key in crate::args::string_array(self.env, &names, "options keys")? {
+        for key in crate::node::args::string_array(self.env, &names, "options keys")? {
             if !KNOWN.contains(&key.as_str()) {
                 let known = KNOWN.join(", ");
                 return Err(invalid_arg(self.env, &format!("unknown option {key:?} (options are {known})")));
@@ -88,7 +92,7 @@ impl<'a> Reader<'a> {
     fn string(&self, name: &str) -> Result<Option<String>> {
         match self.prop(name)? {
             None => Ok(None),
-            Some(v) => crate::args::string(self.env, &v, &format!("options.{name}")).map(Some),
+            Some(v) => crate::node::args::string(self.env, &v, &format!("options.{name}")).map(Some),
         }
     }
 
@@ -118,52 +122,69 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The engine's options from a JS options object.
 pub fn parse(env: &Env, value: &Unknown) -> Result<Options> {
+    read(env, value)?.into_engine().map_err(|message| invalid_arg(env, &message))
+}
+
+/// The options object's fields, each of its JS type (or a `TypeError`).
+fn read(env: &Env, value: &Unknown) -> Result<PackStorageOptions> {
     if value.get_type()? != ValueType::Object {
         return Err(type_error(env, "options must be an object"));
     }
     let r = Reader { env, obj: value.raw() };
     r.reject_unknown_keys()?;
-    let root = r.string("root")?.ok_or_else(|| type_error(env, "options.root must be a string"))?;
-    let version = r.string("version")?.ok_or_else(|| type_error(env, "options.version must be a string"))?;
-    if root.is_empty() || root.contains('\0') {
-        return Err(invalid_arg(env, "options.root must be a non-empty path without NUL"));
-    }
-    let mut opts = Options::new(root, version);
-    let level = match r.number("compressionLevel")? {
-        Some(l) if l.fract() != 0.0 || l.is_infinite() => {
-            return Err(invalid_arg(env, "options.compressionLevel must be an integer"))
+    Ok(PackStorageOptions {
+        root: r.string("root")?.ok_or_else(|| type_error(env, "options.root must be a string"))?,
+        version: r.string("version")?.ok_or_else(|| type_error(env, "options.version must be a string"))?,
+        compression: r.string("compression")?,
+        compression_level: r.number("compressionLevel")?,
+        pack_size: r.number("packSize")?,
+        expire: r.number("expire")?,
+        fsync: r.boolean("fsync")?,
+        readonly: r.boolean("readonly")?,
+    })
+}
+
+impl PackStorageOptions {
+    /// Checks every value and converts them; `Err` is the message of a
+    /// `PACKCACHE_INVALID_ARG` error.
+    fn into_engine(self) -> std::result::Result<Options, String> {
+        if self.root.is_empty() || self.root.contains('\0') {
+            return Err("options.root must be a non-empty path without NUL".into());
         }
-        Some(l) => {
-            let range = zstd::compression_level_range();
-            if l < *range.start() as f64 || l > *range.end() as f64 {
-                let (lo, hi) = (range.start(), range.end());
-                return Err(invalid_arg(env, &format!("options.compressionLevel {l} is outside {lo}..={hi}")));
+        let mut opts = Options::new(self.root, self.version);
+        let level = match self.compression_level {
+            Some(l) if l.fract() != 0.0 || l.is_infinite() => return Err("options.compressionLevel must be an integer".into()),
+            Some(l) => {
+                let range = zstd::compression_level_range();
+                if l < *range.start() as f64 || l > *range.end() as f64 {
+                    let (lo, hi) = (range.start(), range.end());
+                    return Err(format!("options.compressionLevel {l} is outside {lo}..={hi}"));
+                }
+                l as i32
             }
-            l as i32
+            None => crate::engine::store::DEFAULT_LEVEL,
+        };
+        opts.compression = match self.compression.as_deref() {
+            None | Some("zstd") => Compression::Zstd(level),
+            Some("none") => Compression::None,
+            Some(other) => return Err(format!("options.compression must be 'zstd' or 'none', not {other:?}")),
+        };
+        if let Some(size) = self.pack_size {
+            if !(1.0..=(1u64 << 40) as f64).contains(&size) {
+                return Err("options.packSize must be between 1 and 2^40".into());
+            }
+            opts.pack_size = size as u64;
         }
-        None => crate::engine::store::DEFAULT_LEVEL,
-    };
-    opts.compression = match r.string("compression")?.as_deref() {
-        None | Some("zstd") => Compression::Zstd(level),
-        Some("none") => Compression::None,
-        Some(other) => {
-            return Err(invalid_arg(env, &format!("options.compression must be 'zstd' or 'none', not {other:?}")))
+        if let Some(ms) = self.expire {
+            if ms < 0.0 {
+                return Err("options.expire must not be negative".into());
+            }
+            opts.expire = if ms.is_finite() { Some(Duration::from_millis(ms as u64)) } else { None };
         }
-    };
-    if let Some(size) = r.number("packSize")? {
-        if !(1.0..=(1u64 << 40) as f64).contains(&size) {
-            return Err(invalid_arg(env, "options.packSize must be between 1 and 2^40"));
-        }
-        opts.pack_size = size as u64;
+        opts.fsync = self.fsync.unwrap_or(false);
+        opts.readonly = self.readonly.unwrap_or(false);
+        Ok(opts)
     }
-    if let Some(ms) = r.number("expire")? {
-        if ms < 0.0 {
-            return Err(invalid_arg(env, "options.expire must not be negative"));
-        }
-        opts.expire = if ms.is_finite() { Some(Duration::from_millis(ms as u64)) } else { None };
-    }
-    opts.fsync = r.boolean("fsync")?.unwrap_or(false);
-    opts.readonly = r.boolean("readonly")?.unwrap_or(false);
-    Ok(opts)
 }

@@ -11,8 +11,8 @@ use std::ptr::null_mut;
 use napi::bindgen_prelude::{CallbackInfo, JsObjectValue, Object};
 use napi::{check_status, sys, Env, JsValue, Result};
 
-use crate::binding::PackStorage;
-use crate::js_errors;
+use crate::node::binding::PackStorage;
+use crate::node::js_errors;
 
 /// The generated methods (JS names) that get a checked replacement. `set`
 /// has its own lean entry points (`fast.rs`).

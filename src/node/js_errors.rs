@@ -59,3 +59,11 @@ pub fn type_error(env: &Env, message: &str) -> Error {
 pub fn invalid_arg(env: &Env, message: &str) -> Error {
     make(env, false, CODE_INVALID_ARG, message)
 }
+
+/// A damaged-data error of one scope of a load names that scope.
+pub(crate) fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
+    match e {
+        engine::Error::Corrupted { what } => engine::Error::corrupted(format!("scope {scope:?}: {what}")),
+        other => other,
+    }
+}

@@ -6,11 +6,11 @@ use napi::bindgen_prelude::{FromNapiValue, PromiseRaw, This, ToNapiValue, Unknow
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::convert::MaybeBuffer;
+use crate::node::convert::MaybeBuffer;
 use crate::engine::fs::RealFs;
 use crate::engine::{self, Store};
-use crate::stream::Shape;
-use crate::{args, js_errors, options};
+use crate::node::stream::Shape;
+use crate::node::{args, js_errors, options};
 
 /// What a `save()` did.
 #[napi(object)]
@@ -110,7 +110,7 @@ impl PackStorage {
         let opts = options::parse(&env, &options)?;
         let store = Store::open(opts, Arc::new(RealFs)).map_err(|e| js_errors::engine_error(&env, &e))?;
         let store = Arc::new(store);
-        crate::fast::bind_set(&env, &this, &store)?;
+        crate::node::fast::bind_set(&env, &this, &store)?;
         Ok(PackStorage { store })
     }
 
@@ -227,7 +227,7 @@ impl PackStorage {
 impl PackStorage {
     /// Starts a load of `scopes` and returns its Promise, shaped as `shape` says.
     fn start_load<'e>(&self, env: &'e Env, scopes: Vec<String>, shape: Shape) -> Result<Unknown<'e>> {
-        let promise = crate::stream::load(env, self.store.clone(), scopes, shape)?;
+        let promise = crate::node::stream::load(env, self.store.clone(), scopes, shape)?;
         // SAFETY: `promise` is a live value `load` just made in this env.
         unsafe { Unknown::from_napi_value(env.raw(), promise) }
     }
@@ -244,13 +244,6 @@ pub(crate) fn set_on(store: &Store, env: &Env, scope: &Unknown, key: &Unknown, v
 fn is_nullish(value: &Unknown) -> Result<bool> {
     use napi::ValueType;
     Ok(matches!(value.get_type()?, ValueType::Undefined | ValueType::Null))
-}
-
-pub(crate) fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
-    match e {
-        engine::Error::Corrupted { what } => engine::Error::corrupted(format!("scope {scope:?}: {what}")),
-        other => other,
-    }
 }
 
 /// blake3 of `data` (a string is hashed as its UTF-8 bytes): 64 lowercase hex chars.

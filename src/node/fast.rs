@@ -29,9 +29,9 @@ use napi::bindgen_prelude::{panic_to_error, CallbackInfo, FromNapiValue, JsError
 use napi::{check_status, sys, Env, JsValue, Result};
 use napi_derive::napi;
 
-use crate::binding::{set_on, PackStorage};
+use crate::node::binding::{set_on, PackStorage};
 use crate::engine::Store;
-use crate::js_errors;
+use crate::node::js_errors;
 
 /// # Safety
 /// `env` and `info` are those of the current callback (the prototype's `set`).
@@ -153,7 +153,7 @@ pub fn bind_set(env: &Env, instance: &Object, store: &Arc<Store>) -> Result<()> 
 }
 
 fn define_set(env: &Env, target: sys::napi_value, function: sys::napi_value) -> Result<()> {
-    crate::receiver::define_method(env, target, c"set", function)
+    crate::node::receiver::define_method(env, target, c"set", function)
 }
 
 /// Installs the lean `set` on `PackStorage.prototype`, replacing the
@@ -173,5 +173,5 @@ pub fn install_fast_calls(exports: Object, env: Env) -> Result<()> {
     // SAFETY: `function` was just made in this env.
     check_status!(unsafe { sys::napi_type_tag_object(env.raw(), function, &PROTOTYPE_SET) })?;
     define_set(&env, prototype.raw(), function)?;
-    crate::receiver::install(&env, &prototype)
+    crate::node::receiver::install(&env, &prototype)
 }

@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 
 use napi::{check_status, sys, Env, Result};
 
-use crate::convert::copied;
+use crate::node::convert::copied;
 use crate::engine::pairs::{Bytes, LoadEvent};
 use crate::engine::{Error, Store};
-use crate::js_errors;
+use crate::node::js_errors;
 
 const HELPERS: &str = r#"(() => {
   // Converts queued packs into pairs in slices of at most SLICE_MS, yielding
@@ -479,7 +479,7 @@ unsafe fn on_message(env: sys::napi_env, ctx: &mut Ctx, msg: Msg) -> Result<()> 
             if !ctx.failed {
                 ctx.failed = true;
                 let error = match ctx.scopes.get(scope) {
-                    Some(name) => crate::binding::in_scope(name, error),
+                    Some(name) => js_errors::in_scope(name, error),
                     None => error,
                 };
                 let obj = js_errors::error_object(env, false, error.code(), &error.to_string());

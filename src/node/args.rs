@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use napi::bindgen_prelude::Unknown;
 use napi::{check_status, sys, Env, JsValue, Result, ValueType};
 
-use crate::js_errors::type_error;
+use crate::node::js_errors::type_error;
 
 pub fn string(env: &Env, value: &Unknown, name: &str) -> Result<String> {
     if value.get_type()? != ValueType::String {
