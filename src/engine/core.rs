@@ -230,7 +230,10 @@ impl Core {
 
     /// Marks this version as used, for other instances' expiry (once per instance).
     pub(crate) fn touch_once(&self) {
-        if !self.opts.readonly && !self.touched.swap(true, Ordering::AcqRel) && layout::check_not_link(&*self.fs, &self.dir).is_ok() {
+        if !self.opts.readonly
+            && !self.touched.swap(true, Ordering::AcqRel)
+            && layout::check_not_link(&*self.fs, &self.dir).is_ok()
+        {
             let _ = self.fs.touch(&self.dir.join(MANIFEST_NAME));
         }
     }
@@ -238,7 +241,10 @@ impl Core {
     /// Runs `read` on the committed manifest, again on each newer one while
     /// it fails because a pack is missing and the manifest keeps changing
     /// (see `MAX_START_OVERS`). `read` learns when its try is the last.
-    pub(crate) fn with_current_manifest<T>(&self, mut read: impl FnMut(&Arc<Manifest>, bool) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_current_manifest<T>(
+        &self,
+        mut read: impl FnMut(&Arc<Manifest>, bool) -> Result<T>,
+    ) -> Result<T> {
         let mut manifest = self.read_manifest()?;
         for _ in 0..MAX_START_OVERS {
             match read(&manifest, false) {

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::pack::format::{Header, TRAILER_LEN};
-use crate::engine::manifest::Manifest;
-use crate::engine::pack::reader::{PackView, Verify};
-use crate::engine::fs::sim::SimFs;
-use crate::engine::pack::writer::{encode_pack, Compression};
 use super::{Options, Store};
+use crate::engine::fs::sim::SimFs;
+use crate::engine::manifest::Manifest;
+use crate::engine::pack::format::{Header, TRAILER_LEN};
+use crate::engine::pack::reader::{PackView, Verify};
+use crate::engine::pack::writer::{encode_pack, Compression};
 
 /// Opens `data` as a pack twice: as given, and with its index hash (the id)
 /// recomputed and repeated in the trailer so that the structural checks

@@ -7,14 +7,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::engine::pack::format::is_pack_file_name;
+use crate::engine::core::Options;
 use crate::engine::fs::Fs;
 use crate::engine::layout::{
     is_temp_name, is_version_dir_name, stage_file_owner, stage_lock_name, LOCK_NAME, MANIFEST_NAME, USERS_NAME,
 };
 use crate::engine::manifest::Manifest;
+use crate::engine::pack::format::is_pack_file_name;
 use crate::engine::unsaved::stage::Spill;
-use crate::engine::core::Options;
 
 /// Deletes unreferenced packs and temp files in `dir`. Must run under the
 /// version's lock, after the commit: every save writes only under that lock,

@@ -17,7 +17,6 @@ pub const LOCK_NAME: &str = "LOCK";
 /// The version's file that every open store holds a shared lock on.
 pub const USERS_NAME: &str = "USERS";
 
-
 /// Directory of one version under the root: the version string is hashed, so
 /// no version can name a path outside the root. The prefix names the on-disk
 /// format (`pc2`: packs of format 2), so a release that changes it starts
@@ -29,9 +28,7 @@ pub fn version_dir_name(version: &str) -> String {
 /// Names of version directories of this format and of older ones (`pc1-`),
 /// which expire like unused versions.
 pub fn is_version_dir_name(name: &str) -> bool {
-    name.len() == 36
-        && (name.starts_with("pc1-") || name.starts_with("pc2-"))
-        && is_lower_hex(&name[4..])
+    name.len() == 36 && (name.starts_with("pc1-") || name.starts_with("pc2-")) && is_lower_hex(&name[4..])
 }
 
 /// The lock file guarding `owner`'s stage files.

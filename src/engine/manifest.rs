@@ -19,9 +19,9 @@ use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::engine::error::{Error, Result};
-use crate::engine::pack::format::pack_file_name;
 use crate::engine::fs::Fs;
 use crate::engine::layout::MANIFEST_NAME;
+use crate::engine::pack::format::pack_file_name;
 use crate::engine::pack::writer::EncodedPack;
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PCKMANI\0";

@@ -18,9 +18,9 @@
 
 pub mod core;
 pub mod error;
+pub mod fs;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
-pub mod fs;
 pub mod gc;
 pub mod keyhash;
 pub mod layout;

@@ -52,7 +52,11 @@ impl Region {
     /// Writes the slot `range` with `write` (it gets the slot, zeroed) and
     /// returns it as a readable [`Slot`]. Panics on a range outside the
     /// region or overlapping one claimed before.
-    pub fn fill<E>(self: &Arc<Self>, range: Range<usize>, write: impl FnOnce(&mut [u8]) -> std::result::Result<(), E>) -> std::result::Result<Slot, E> {
+    pub fn fill<E>(
+        self: &Arc<Self>,
+        range: Range<usize>,
+        write: impl FnOnce(&mut [u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Slot, E> {
         self.claim(&range);
         // Fault the slot in with one call rather than page by page.
         #[cfg(target_os = "linux")]
@@ -180,4 +184,3 @@ pub enum LoadEvent {
     Part { scope: usize, seq: usize, part: PairBuf },
     Failed { scope: usize, error: Error },
 }
-

@@ -203,7 +203,7 @@ impl Store {
             turn = self.turn_cv.wait(turn).unwrap();
         }
         drop(turn);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| save::commit(&self.core, &batch)))
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| save::save_batch(&self.core, &batch)))
             .unwrap_or_else(|p| Err(Error::Internal(crate::engine::error::panic_message(&p))));
         {
             let mut inflight = self.inflight.lock().unwrap();

@@ -6,9 +6,9 @@ use napi::bindgen_prelude::{FromNapiValue, PromiseRaw, This, ToNapiValue, Unknow
 use napi::{Env, Result};
 use napi_derive::napi;
 
-use crate::node::convert::MaybeBuffer;
 use crate::engine::fs::RealFs;
 use crate::engine::{self, Store};
+use crate::node::convert::MaybeBuffer;
 use crate::node::stream::Shape;
 use crate::node::{args, js_errors, options};
 

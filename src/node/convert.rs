@@ -13,7 +13,9 @@ use napi::{check_status, sys, Result};
 pub unsafe fn copied(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
     let (mut out, mut data) = (std::ptr::null_mut(), std::ptr::null_mut());
     // SAFETY: `bytes` is valid for its length; out-pointers are valid.
-    check_status!(unsafe { sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out) })?;
+    check_status!(unsafe {
+        sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr().cast(), &mut data, &mut out)
+    })?;
     Ok(out)
 }
 
@@ -44,8 +46,9 @@ unsafe fn owned(env: sys::napi_env, bytes: Vec<u8>) -> Result<sys::napi_value> {
     let mut out = std::ptr::null_mut();
     // SAFETY: the Vec's heap bytes stay put and alive until `release_vec`
     // drops the box that owns them.
-    let status =
-        unsafe { sys::napi_create_external_buffer(env, len, ptr.cast_mut().cast(), Some(release_vec), hint.cast(), &mut out) };
+    let status = unsafe {
+        sys::napi_create_external_buffer(env, len, ptr.cast_mut().cast(), Some(release_vec), hint.cast(), &mut out)
+    };
     match status {
         sys::Status::napi_ok => Ok(out),
         sys::Status::napi_no_external_buffers_allowed => {

@@ -29,8 +29,8 @@ use napi::bindgen_prelude::{panic_to_error, CallbackInfo, FromNapiValue, JsError
 use napi::{check_status, sys, Env, JsValue, Result};
 use napi_derive::napi;
 
-use crate::node::binding::{set_on, PackStorage};
 use crate::engine::Store;
+use crate::node::binding::{set_on, PackStorage};
 use crate::node::js_errors;
 
 /// # Safety

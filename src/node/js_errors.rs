@@ -13,7 +13,11 @@ fn js_string(env: sys::napi_env, s: &str) -> sys::napi_value {
     // SAFETY: `s` is valid UTF-8 of the given length; `env` is the caller's
     // current env (every caller is a call from JS or an N-API callback).
     let status = unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut out) };
-    if status == sys::Status::napi_ok { out } else { std::ptr::null_mut() }
+    if status == sys::Status::napi_ok {
+        out
+    } else {
+        std::ptr::null_mut()
+    }
 }
 
 /// An `Error` (or `TypeError`) object with `code`; null if N-API failed.
@@ -30,7 +34,11 @@ pub fn error_object(raw_env: sys::napi_env, type_error: bool, code: &str, messag
             false => sys::napi_create_error(raw_env, code_v, msg_v, &mut obj),
         }
     };
-    if status == sys::Status::napi_ok { obj } else { std::ptr::null_mut() }
+    if status == sys::Status::napi_ok {
+        obj
+    } else {
+        std::ptr::null_mut()
+    }
 }
 
 /// Builds an `Error` (or `TypeError`) object with `code` and returns it as a

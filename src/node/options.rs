@@ -41,7 +41,8 @@ pub struct PackStorageOptions {
 }
 
 /// The JS names of `PackStorageOptions`' fields, in order.
-const KNOWN: [&str; 8] = ["root", "version", "compression", "compressionLevel", "packSize", "expire", "fsync", "readonly"];
+const KNOWN: [&str; 8] =
+    ["root", "version", "compression", "compressionLevel", "packSize", "expire", "fsync", "readonly"];
 
 struct Reader<'a> {
     env: &'a Env,
@@ -155,7 +156,9 @@ impl PackStorageOptions {
         }
         let mut opts = Options::new(self.root, self.version);
         let level = match self.compression_level {
-            Some(l) if l.fract() != 0.0 || l.is_infinite() => return Err("options.compressionLevel must be an integer".into()),
+            Some(l) if l.fract() != 0.0 || l.is_infinite() => {
+                return Err("options.compressionLevel must be an integer".into())
+            }
             Some(l) => {
                 let range = zstd::compression_level_range();
                 if l < *range.start() as f64 || l > *range.end() as f64 {

@@ -57,7 +57,9 @@ unsafe extern "C" fn checked_call(env: sys::napi_env, info: sys::napi_callback_i
     // from this call.
     let status = unsafe {
         match sys::napi_get_reference_value(env, original.function, &mut function) {
-            sys::Status::napi_ok => sys::napi_call_function(env, this, function, argc.min(MAX_ARGS), argv.as_ptr(), &mut out),
+            sys::Status::napi_ok => {
+                sys::napi_call_function(env, this, function, argc.min(MAX_ARGS), argv.as_ptr(), &mut out)
+            }
             other => other,
         }
     };
@@ -91,7 +93,14 @@ pub fn install(env: &Env, prototype: &Object) -> Result<()> {
         let mut replacement = null_mut();
         // SAFETY: `cname` is a NUL-terminated name of the given length.
         check_status!(unsafe {
-            sys::napi_create_function(env.raw(), cname.as_ptr(), name.len() as isize, Some(checked_call), data, &mut replacement)
+            sys::napi_create_function(
+                env.raw(),
+                cname.as_ptr(),
+                name.len() as isize,
+                Some(checked_call),
+                data,
+                &mut replacement,
+            )
         })?;
         define_method(env, prototype.raw(), &cname, replacement)?;
     }

@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 
 use napi::{check_status, sys, Env, Result};
 
-use crate::node::convert::copied;
 use crate::engine::pairs::{Bytes, LoadEvent};
 use crate::engine::{Error, Store};
+use crate::node::convert::copied;
 use crate::node::js_errors;
 
 const HELPERS: &str = r#"(() => {
@@ -202,7 +202,12 @@ unsafe extern "C" fn release_bytes(_env: sys::napi_env, _data: *mut c_void, hint
 /// # Safety
 /// `env` as for `helper_object`; `ptr..ptr + len` lies in memory that
 /// `keep` owns and keeps mapped; `len` is at most `max_buffer_len`.
-unsafe fn external(env: sys::napi_env, ptr: *const u8, len: usize, keep: Bytes) -> Result<std::result::Result<sys::napi_value, Bytes>> {
+unsafe fn external(
+    env: sys::napi_env,
+    ptr: *const u8,
+    len: usize,
+    keep: Bytes,
+) -> Result<std::result::Result<sys::napi_value, Bytes>> {
     let mut out = null_mut();
     if len == 0 {
         let mut data = null_mut();
@@ -401,8 +406,9 @@ impl Link {
         // SAFETY: the function is alive: it is freed only after `close`,
         // which waits for this lock. With an unlimited queue, a blocking
         // call never blocks.
-        let status =
-            unsafe { sys::napi_call_threadsafe_function(tsfn.0, data.cast(), sys::ThreadsafeFunctionCallMode::blocking) };
+        let status = unsafe {
+            sys::napi_call_threadsafe_function(tsfn.0, data.cast(), sys::ThreadsafeFunctionCallMode::blocking)
+        };
         if status != sys::Status::napi_ok {
             // SAFETY: refused, so not queued: the box is still ours.
             drop(unsafe { Box::from_raw(data) });
@@ -644,7 +650,11 @@ pub fn load(env: &Env, store: Arc<Store>, scopes: Vec<String>, shape: Shape) -> 
 ///
 /// # Safety
 /// As `helper_object`.
-unsafe fn start_state(raw: sys::napi_env, scopes: usize, shape: Shape) -> Result<(sys::napi_value, sys::napi_ref, usize)> {
+unsafe fn start_state(
+    raw: sys::napi_env,
+    scopes: usize,
+    shape: Shape,
+) -> Result<(sys::napi_value, sys::napi_ref, usize)> {
     let (mut single, mut columns, mut promise, mut state_ref) = (null_mut(), null_mut(), null_mut(), null_mut());
     // SAFETY: as the caller promises; out-pointers are valid.
     unsafe {

@@ -148,7 +148,8 @@ impl SimFs {
                 CrashKind::RandomSubset(_) => next(&mut seed) % 2 == 0,
                 CrashKind::TornLastWrite(_) => true,
             };
-            let mut data = if survives { (*inode.data).clone() } else { inode.durable.as_deref().cloned().unwrap_or_default() };
+            let mut data =
+                if survives { (*inode.data).clone() } else { inode.durable.as_deref().cloned().unwrap_or_default() };
             if matches!(kind, CrashKind::TornLastWrite(_)) && s.last_unsynced_write == Some(id) && !data.is_empty() {
                 data.truncate((next(&mut seed) % data.len() as u64) as usize);
             }
@@ -293,7 +294,11 @@ impl Fs for SimFs {
 
     fn touch(&self, path: &Path) -> io::Result<()> {
         let s = self.op()?;
-        if s.current.contains_key(path) { Ok(()) } else { Err(not_found(path)) }
+        if s.current.contains_key(path) {
+            Ok(())
+        } else {
+            Err(not_found(path))
+        }
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {

@@ -52,9 +52,8 @@ mod tests {
         let keys: Vec<Vec<u8>> = (0..5000u32).map(|i| format!("key-{i}").into_bytes()).collect();
         let filter = build(keys.iter().map(|k| k.as_slice()));
         assert!(keys.iter().all(|k| may_contain(&filter, key_hash(k))));
-        let false_pos = (0..10000u32)
-            .filter(|i| may_contain(&filter, key_hash(format!("other-{i}").as_bytes())))
-            .count();
+        let false_pos =
+            (0..10000u32).filter(|i| may_contain(&filter, key_hash(format!("other-{i}").as_bytes()))).count();
         assert!(false_pos < 300, "false positive rate too high: {false_pos}/10000");
     }
 }

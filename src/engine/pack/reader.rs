@@ -8,9 +8,9 @@ use std::sync::OnceLock;
 use rkyv::util::AlignedVec;
 
 use crate::engine::error::{Error, Result};
-use crate::engine::pack::format::{block_hash, ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
 use crate::engine::fs::Blob;
 use crate::engine::keyhash::hash_key;
+use crate::engine::pack::format::{block_hash, ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
 
 /// How much of a pack to verify, and when. The header and index are always
 /// checked on opening (their hash is the pack's id); the modes differ in the

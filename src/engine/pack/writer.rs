@@ -1,9 +1,11 @@
 //! Serializes a batch of items into one pack blob: one output buffer, blocks
 //! compressed one after another into it, no allocation per item.
 
-use crate::engine::pack::bloom;
 use crate::engine::error::{Error, Result};
-use crate::engine::pack::format::{align_up, block_hash, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN};
+use crate::engine::pack::bloom;
+use crate::engine::pack::format::{
+    align_up, block_hash, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -36,6 +38,13 @@ impl EncodedPack {
     pub fn to_bytes(&self) -> Vec<u8> {
         self.parts().concat()
     }
+}
+
+/// The one rule for cutting items into packs (staging chunks and
+/// compaction's new packs alike): an item starts a new pack when the current
+/// one holds something and the item would take it past `pack_size`.
+pub fn starts_new_pack(current_size: u64, is_empty: bool, item: u64, pack_size: u64) -> bool {
+    !is_empty && current_size + item > pack_size
 }
 
 /// Per-item raw size used for pack sizing and liveness accounting.

@@ -8,14 +8,14 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::engine::core::{missing_as_corrupt, view_of, Core};
 use crate::engine::error::{Error, Result};
 use crate::engine::fs::Blob;
 use crate::engine::keyhash::KeyBytes;
 use crate::engine::manifest::{Manifest, PackMeta};
-use crate::engine::par;
 use crate::engine::pack::reader::Verify;
-use crate::engine::core::{missing_as_corrupt, view_of, Core};
 use crate::engine::pairs::{Bytes, LoadEvent, LoadedScope, PairBuf, Region};
+use crate::engine::par;
 use crate::engine::unsaved::updates::KeySet;
 use crate::engine::unsaved::Unsaved;
 
@@ -52,7 +52,7 @@ impl PackBytes {
     }
 }
 
-struct Job {
+struct DecodeJob {
     scope: usize,
     seq: usize,
     pack: (usize, usize),
@@ -66,7 +66,7 @@ struct Job {
 pub struct LoadPlan {
     manifest: Arc<Manifest>,
     region: Option<Arc<Region>>,
-    jobs: Vec<Job>,
+    jobs: Vec<DecodeJob>,
     shadowed: Vec<KeySet>,
     extras: Vec<Option<PairBuf>>,
     failed: Vec<(usize, Error)>,
@@ -83,7 +83,7 @@ impl LoadPlan {
         self.packs_per_scope[scope] + usize::from(self.extras[scope].is_some())
     }
 
-    fn meta(&self, job: &Job) -> &PackMeta {
+    fn meta(&self, job: &DecodeJob) -> &PackMeta {
         &self.manifest.scopes[job.pack.0].packs[job.pack.1]
     }
 }
@@ -96,8 +96,9 @@ impl Core {
         let mut manifest = None;
         let (jobs, failed) = self.with_current_manifest(|current, final_attempt| {
             manifest = Some(current.clone());
-            Ok(self.map_packs(current, scopes, &cleared, final_attempt))
-                .and_then(|mapped| mapped.ok_or_else(|| Error::io("open", "a pack", std::io::ErrorKind::NotFound.into())))
+            Ok(self.map_packs(current, scopes, &cleared, final_attempt)).and_then(|mapped| {
+                mapped.ok_or_else(|| Error::io("open", "a pack", std::io::ErrorKind::NotFound.into()))
+            })
         })?;
         let manifest = manifest.expect("read at least once");
         self.touch_once();
@@ -114,7 +115,7 @@ impl Core {
         scopes: &[String],
         cleared: &[bool],
         final_attempt: bool,
-    ) -> Option<(Vec<Job>, Vec<(usize, Error)>)> {
+    ) -> Option<(Vec<DecodeJob>, Vec<(usize, Error)>)> {
         let wanted: Vec<(usize, usize)> = scopes
             .iter()
             .zip(cleared)
@@ -139,9 +140,9 @@ impl Core {
                 };
                 match mapped {
                     Ok(bytes) => {
-                        let start = jobs.last().map_or(0, |j: &Job| j.slot.end);
+                        let start = jobs.last().map_or(0, |j: &DecodeJob| j.slot.end);
                         let slot = start..start + meta.raw_bytes as usize;
-                        jobs.push(Job { scope: si, seq: pi, pack: (mi, pi), bytes, slot });
+                        jobs.push(DecodeJob { scope: si, seq: pi, pack: (mi, pi), bytes, slot });
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound && !final_attempt => return None,
                     Err(e) => {
@@ -188,7 +189,7 @@ impl Core {
         }
         // Jobs move into the workers: a compressed pack's mapping is released
         // as soon as it is decoded, not when the whole load ends.
-        let jobs: Vec<Job> =
+        let jobs: Vec<DecodeJob> =
             std::mem::take(&mut plan.jobs).into_iter().filter(|j| !failed.contains(&j.scope)).collect();
         let extras = std::mem::take(&mut plan.extras);
         let plan = &plan;
@@ -278,31 +279,29 @@ impl Core {
         };
         Ok(PairBuf { bytes: out, pairs })
     }
-
 }
 
 /// Decodes a prepared load and gathers each scope's parts (for callers that
 /// want the whole result at once).
 pub fn collect(core: &Core, plan: LoadPlan) -> Vec<Result<LoadedScope>> {
-        let slots: Vec<std::sync::Mutex<Result<Vec<Option<PairBuf>>>>> = (0..plan.scope_count())
-            .map(|s| std::sync::Mutex::new(Ok((0..plan.parts_of(s)).map(|_| None).collect())))
-            .collect();
+    let slots: Vec<std::sync::Mutex<Result<Vec<Option<PairBuf>>>>> = (0..plan.scope_count())
+        .map(|s| std::sync::Mutex::new(Ok((0..plan.parts_of(s)).map(|_| None).collect())))
+        .collect();
     core.decode(plan, |event| match event {
-            LoadEvent::Part { scope, seq, part } => {
-                if let Ok(parts) = &mut *slots[scope].lock().unwrap() {
-                    parts[seq] = Some(part);
-                }
+        LoadEvent::Part { scope, seq, part } => {
+            if let Ok(parts) = &mut *slots[scope].lock().unwrap() {
+                parts[seq] = Some(part);
             }
-            LoadEvent::Failed { scope, error } => {
-                let mut slot = slots[scope].lock().unwrap();
-                if slot.is_ok() {
-                    *slot = Err(error);
-                }
+        }
+        LoadEvent::Failed { scope, error } => {
+            let mut slot = slots[scope].lock().unwrap();
+            if slot.is_ok() {
+                *slot = Err(error);
             }
-        });
+        }
+    });
     slots
         .into_iter()
         .map(|m| m.into_inner().unwrap().map(|parts| LoadedScope { parts: parts.into_iter().flatten().collect() }))
         .collect()
 }
-

@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::engine::fs::RealFs;
-use crate::engine::pack::reader::{PackView, Verify};
 use super::super::*;
 use super::Model;
+use crate::engine::fs::RealFs;
+use crate::engine::pack::reader::{PackView, Verify};
 
 fn store(root: &std::path::Path, compression: Compression) -> Store {
     let mut o = Options::new(root, "v1");

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::fs::sim::SimFs;
 use super::super::*;
 use super::{noise, Model};
+use crate::engine::fs::sim::SimFs;
 
 const SCOPES: [&str; 2] = ["left", "right"];
 

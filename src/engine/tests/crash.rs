@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::engine::fs::sim::{CrashKind, SimFs};
 use super::super::*;
 use super::{apply, noise, Model};
+use crate::engine::fs::sim::{CrashKind, SimFs};
 
 type Models = BTreeMap<String, Model>;
 const SCOPES: [&str; 3] = ["alpha", "beta", "gamma"];

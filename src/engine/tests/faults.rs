@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::engine::fs::fault::{FaultFs, FaultMode};
-use crate::engine::fs::RealFs;
 use super::super::*;
 use super::{apply, noise, Model};
+use crate::engine::fs::fault::{FaultFs, FaultMode};
+use crate::engine::fs::RealFs;
 
 type Models = BTreeMap<String, Model>;
 
@@ -27,16 +27,12 @@ fn options(root: &Path) -> Options {
 
 fn snapshot(root: &Path) -> Models {
     let store = Store::open(options(root), Arc::new(RealFs)).unwrap();
-    SCOPES
-        .iter()
-        .map(|s| (s.to_string(), store.load(s).unwrap().into_pairs().into_iter().collect()))
-        .collect()
+    SCOPES.iter().map(|s| (s.to_string(), store.load(s).unwrap().into_pairs().into_iter().collect())).collect()
 }
 
 fn empty_models() -> Models {
     SCOPES.iter().map(|s| (s.to_string(), Model::new())).collect()
 }
-
 
 /// Builds the committed state the failing save starts from.
 fn setup(root: &Path, models: &mut Models, small_saves: usize) {
@@ -155,7 +151,8 @@ fn sweep(scenario: Scenario, mode: FaultMode, kind: ErrorKind) -> u64 {
 #[test]
 fn every_failed_save_leaves_the_previous_or_the_new_generation() {
     let mut total = 0;
-    for scenario in [Scenario::Add, Scenario::Overwrite, Scenario::Remove, Scenario::MergeSmallPacks, Scenario::Expire] {
+    for scenario in [Scenario::Add, Scenario::Overwrite, Scenario::Remove, Scenario::MergeSmallPacks, Scenario::Expire]
+    {
         for kind in [ErrorKind::StorageFull, ErrorKind::PermissionDenied, ErrorKind::Other] {
             total += sweep(scenario, FaultMode::Persistent, kind);
         }

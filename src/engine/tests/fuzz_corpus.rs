@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::engine::fuzzing;
-use crate::engine::fs::sim::SimFs;
 use super::super::*;
+use crate::engine::fs::sim::SimFs;
+use crate::engine::fuzzing;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::engine::fs::{Blob, RealFs};
 use super::*;
+use crate::engine::fs::{Blob, RealFs};
 
 pub(super) type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -38,7 +38,13 @@ pub(super) fn noise(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Applies a set (`Some`) or remove (`None`) to the store and to the model of its scope.
-pub(super) fn apply(store: &Store, models: &mut BTreeMap<String, Model>, scope: &str, key: String, value: Option<Vec<u8>>) {
+pub(super) fn apply(
+    store: &Store,
+    models: &mut BTreeMap<String, Model>,
+    scope: &str,
+    key: String,
+    value: Option<Vec<u8>>,
+) {
     let model = models.entry(scope.to_string()).or_default();
     match value {
         Some(v) => {
@@ -473,7 +479,8 @@ fn failed_save_keeps_previous_generation_and_retries_updates() {
 }
 
 fn sample_pack(compression: Compression) -> pack::writer::EncodedPack {
-    let values: Vec<Vec<u8>> = (0..40u64).map(|i| if i % 5 == 0 { Vec::new() } else { b"abcabc".repeat(i as usize * 30) }).collect();
+    let values: Vec<Vec<u8>> =
+        (0..40u64).map(|i| if i % 5 == 0 { Vec::new() } else { b"abcabc".repeat(i as usize * 30) }).collect();
     let keys: Vec<Vec<u8>> = (0..40u64).map(|i| format!("key{i}").into_bytes()).collect();
     let items: Vec<(&[u8], &[u8])> = keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
     pack::writer::encode_pack("scope", 3, &items, compression).unwrap()
@@ -550,7 +557,8 @@ fn every_flipped_pack_byte_is_reported_corrupt() {
         assert!(matches!(result, Err(Error::Corrupted { .. })), "byte {pos} flipped went unnoticed");
     }
     for len in [0, 10, 95, 96, 200, whole.len() - 1] {
-        let result = pack::reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, pack::reader::Verify::Full);
+        let result =
+            pack::reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, pack::reader::Verify::Full);
         assert!(matches!(result, Err(Error::Corrupted { .. })), "truncation to {len} went unnoticed");
     }
 }
@@ -617,7 +625,13 @@ fn every_flipped_manifest_byte_is_reported_corrupt() {
         version: "v".into(),
         scopes: vec![manifest::ScopeMeta {
             name: "s".into(),
-            packs: vec![manifest::PackMeta { id: [7; 32], file_len: 100, items: 3, dead: vec![1], ..Default::default() }],
+            packs: vec![manifest::PackMeta {
+                id: [7; 32],
+                file_len: 100,
+                items: 3,
+                dead: vec![1],
+                ..Default::default()
+            }],
         }],
     };
     let bytes = manifest.encode().unwrap();
@@ -658,10 +672,10 @@ fn a_save_of_few_keys_maps_only_the_packs_whose_filter_may_hold_them() {
     assert_eq!(loaded(&reopened, "s"), model);
 }
 
-mod faults;
-mod crash;
-mod corruption;
-mod fuzz_corpus;
-mod staging;
 mod compaction;
+mod corruption;
+mod crash;
+mod faults;
+mod fuzz_corpus;
 mod readers;
+mod staging;

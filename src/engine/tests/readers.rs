@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::engine::fs::fault::FaultFs;
-use crate::engine::fs::RealFs;
 use super::super::*;
 use super::Model;
+use crate::engine::fs::fault::FaultFs;
+use crate::engine::fs::RealFs;
 
 const KEYS: u64 = 12;
 

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use crate::engine::fs::RealFs;
-use crate::engine::pack::reader::Verify;
 use super::super::*;
 use super::{apply, noise, Model};
+use crate::engine::fs::RealFs;
+use crate::engine::pack::reader::Verify;
 
 fn options(root: &std::path::Path) -> Options {
     let mut o = Options::new(root, "v1");

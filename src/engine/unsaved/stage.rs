@@ -20,12 +20,14 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::engine::error::{Error, Result};
-use crate::engine::layout::{stage_file_name, stage_lock_name};
 use crate::engine::fs::{Fs, LockGuard};
-use crate::engine::pairs::{Bytes, PairBuf};
+use crate::engine::layout::{stage_file_name, stage_lock_name};
 use crate::engine::manifest::PackMeta;
 use crate::engine::pack::reader::{Body, PackView, Verify};
-use crate::engine::pack::writer::{encode_pack_in, item_size, raw_pack_over, Compression, EncodedPack};
+use crate::engine::pack::writer::{
+    encode_pack_in, item_size, raw_pack_over, starts_new_pack, Compression, EncodedPack,
+};
+use crate::engine::pairs::{Bytes, PairBuf};
 
 /// Buffers kept for reuse, and the largest capacity worth keeping.
 const POOL_BUFFERS: usize = 8;
@@ -329,7 +331,7 @@ impl Chunk {
             return Push::Sealed;
         };
         let size = item_size(key, value);
-        if !raw.ends.is_empty() && raw.size() + size > self.config.pack_size {
+        if starts_new_pack(raw.size(), raw.ends.is_empty(), size, self.config.pack_size) {
             return Push::Full;
         }
         let Ok(item) = u32::try_from(raw.ends.len()) else { return Push::Full };

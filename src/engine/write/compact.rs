@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
+use crate::engine::core::Core;
 use crate::engine::error::{Error, Result};
 use crate::engine::manifest::PackMeta;
 use crate::engine::pack::reader::{PackView, Verify};
+use crate::engine::pack::writer::{item_size, starts_new_pack, Compression, CopiedBlock};
 use crate::engine::unsaved::stage::Staged;
-use crate::engine::core::Core;
-use crate::engine::pack::writer::{item_size, Compression, CopiedBlock};
 
 /// A pack being compacted: its live items go into new packs.
 pub struct Source {
@@ -102,13 +102,13 @@ fn items_by_block(view: &PackView, name: &str) -> Result<(Vec<Vec<u32>>, Vec<u32
 
 /// The items of one new pack: copied blocks, then items encoded anew.
 #[derive(Default)]
-pub struct Chunk<'a> {
+pub struct NewPack<'a> {
     pub copied: Vec<CopiedBlock<'a>>,
     pub loose: Vec<(&'a [u8], &'a [u8])>,
     size: u64,
 }
 
-impl<'a> Chunk<'a> {
+impl<'a> NewPack<'a> {
     fn is_empty(&self) -> bool {
         self.copied.is_empty() && self.loose.is_empty()
     }
@@ -116,8 +116,8 @@ impl<'a> Chunk<'a> {
 
 /// Splits the live items of `sources` into chunks of about `pack_size` raw
 /// bytes (keys and values).
-pub fn chunks(sources: &[Source], pack_size: u64) -> Result<Vec<Chunk<'_>>> {
-    let mut out = Chunks { done: Vec::new(), current: Chunk::default(), pack_size };
+pub fn new_packs(sources: &[Source], pack_size: u64) -> Result<Vec<NewPack<'_>>> {
+    let mut out = NewPacks { done: Vec::new(), current: NewPack::default(), pack_size };
     for source in sources {
         let view = &*source.view;
         for (b, block) in source.blocks.iter().enumerate() {
@@ -151,16 +151,16 @@ pub fn chunks(sources: &[Source], pack_size: u64) -> Result<Vec<Chunk<'_>>> {
     Ok(out.finish())
 }
 
-struct Chunks<'a> {
-    done: Vec<Chunk<'a>>,
-    current: Chunk<'a>,
+struct NewPacks<'a> {
+    done: Vec<NewPack<'a>>,
+    current: NewPack<'a>,
     pack_size: u64,
 }
 
-impl<'a> Chunks<'a> {
+impl<'a> NewPacks<'a> {
     /// Starts a new chunk unless `size` more bytes fit in the current one.
     fn room_for(&mut self, size: u64) {
-        if !self.current.is_empty() && self.current.size + size > self.pack_size {
+        if starts_new_pack(self.current.size, self.current.is_empty(), size, self.pack_size) {
             self.done.push(std::mem::take(&mut self.current));
         }
         self.current.size += size;
@@ -171,7 +171,7 @@ impl<'a> Chunks<'a> {
         self.current.loose.push((key, value));
     }
 
-    fn finish(mut self) -> Vec<Chunk<'a>> {
+    fn finish(mut self) -> Vec<NewPack<'a>> {
         if !self.current.is_empty() {
             self.done.push(self.current);
         }

@@ -6,25 +6,20 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::engine::pack::bloom;
-use crate::engine::write::compact::{self, Source};
+use crate::engine::core::Core;
 use crate::engine::error::{Error, Result};
 use crate::engine::gc;
 use crate::engine::keyhash::KeyBytes;
 use crate::engine::manifest::{self, Manifest, PackMeta, ScopeMeta};
-use crate::engine::par;
+use crate::engine::pack::bloom;
 use crate::engine::pack::reader::Verify;
-use crate::engine::unsaved::stage::{self, Staged};
-use crate::engine::core::Core;
-use crate::engine::unsaved::updates::{Batch, ScopeUpdates};
 use crate::engine::pack::writer::{encode_pack_with, item_size, EncodedPack};
+use crate::engine::par;
+use crate::engine::unsaved::stage::{self, Staged};
+use crate::engine::unsaved::updates::{Batch, ScopeUpdates};
+use crate::engine::write::compact::{self, Source};
+use crate::engine::write::policy;
 
-/// A pack whose dead share reaches 1/DEAD_SHARE_DIVISOR is rewritten.
-const DEAD_SHARE_DIVISOR: u64 = 5;
-/// Packs below pack_size / SMALL_DIVISOR count as small ...
-const SMALL_DIVISOR: u64 = 4;
-/// ... and once a scope has this many, they are merged.
-const MAX_SMALL_PACKS: usize = 8;
 /// Up to this many updated keys, a scope's packs are scanned by comparing keys.
 const FEW_KEYS: usize = 8;
 
@@ -38,7 +33,7 @@ pub struct SaveStats {
     pub versions_expired: u32,
 }
 
-pub fn commit(store: &Core, batch: &Batch) -> Result<SaveStats> {
+pub fn save_batch(store: &Core, batch: &Batch) -> Result<SaveStats> {
     let fs = &*store.fs;
     let dir = store.dir();
     let mut stats = SaveStats::default();
@@ -104,8 +99,8 @@ impl Candidate {
     }
 }
 
-enum Job<'p> {
-    Encode(usize, compact::Chunk<'p>),
+enum WriteJob<'p> {
+    Encode(usize, compact::NewPack<'p>),
     Write(usize, &'p Staged, &'p PackMeta),
 }
 
@@ -139,19 +134,21 @@ fn merge(
         .collect::<Result<Vec<_>>>()?;
     let mut jobs = Vec::new();
     for (pi, plan) in plans.iter().enumerate() {
-        jobs.extend(plan.staged.iter().map(|(staged, meta)| Job::Write(pi, staged, meta)));
-        jobs.extend(compact::chunks(&plan.sources, store.opts.pack_size)?.into_iter().map(|c| Job::Encode(pi, c)));
+        jobs.extend(plan.staged.iter().map(|(staged, meta)| WriteJob::Write(pi, staged, meta)));
+        jobs.extend(
+            compact::new_packs(&plan.sources, store.opts.pack_size)?.into_iter().map(|c| WriteJob::Encode(pi, c)),
+        );
     }
     // Each worker encodes (unless staged) and writes its pack and keeps only
     // its metadata, so compressed bodies do not pile up until the commit.
     let written = par::map(jobs, |job| match job {
-        Job::Encode(pi, chunk) => {
+        WriteJob::Encode(pi, chunk) => {
             let (name, compression) = (&plans[pi].name, store.opts.compression);
             let pack = encode_pack_with(name, generation, &chunk.copied, &chunk.loose, compression)?;
             write_pack(store, &pack)?;
             Ok::<_, Error>((pi, PackMeta::of(&pack)))
         }
-        Job::Write(pi, staged, meta) => write_staged(store, staged).map(|()| (pi, meta.clone())),
+        WriteJob::Write(pi, staged, meta) => write_staged(store, staged).map(|()| (pi, meta.clone())),
     });
     if store.opts.fsync {
         store.fs.sync_dir(store.dir()).map_err(|e| Error::io("fsync", store.dir(), e))?;
@@ -222,19 +219,16 @@ fn plan_scope(store: &Core, name: &str, mut packs: Vec<PackMeta>, updates: &Scop
     }
     let staged = staged_packs(store, updates)?;
     let mut plan = ScopePlan { name: name.to_owned(), kept: Vec::new(), staged: Vec::new(), sources: Vec::new() };
-    let small_limit = store.opts.pack_size / SMALL_DIVISOR;
     let candidates: Vec<Candidate> = packs
         .into_iter()
         .map(Candidate::Committed)
         .chain(staged.into_iter().map(|(s, m)| Candidate::Staged(s, m)))
         .filter(|c| c.meta().live_items() > 0) // fully dead: dropped, deleted by GC
         .collect();
-    let merge_small = candidates.iter().filter(|c| c.meta().raw_bytes < small_limit).count() >= MAX_SMALL_PACKS;
+    let picks = policy::to_compact(candidates.iter().map(Candidate::meta), store.opts.pack_size);
     let mut to_compact = Vec::new();
-    for candidate in candidates {
-        let meta = candidate.meta();
-        let sparse = meta.dead_bytes * DEAD_SHARE_DIVISOR >= meta.raw_bytes;
-        if sparse || (merge_small && meta.raw_bytes < small_limit) {
+    for (candidate, compact) in candidates.into_iter().zip(picks) {
+        if compact {
             to_compact.push(candidate);
             continue;
         }
