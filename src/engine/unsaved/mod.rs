@@ -1,7 +1,11 @@
 //! Updates before their save: the pending maps and in-flight batches
-//! (`updates`), and the staging chunks they point into, encoded in the
-//! background and spilled to stage files (`stage`).
+//! (`updates`), the staging chunks they point into (`stage`), encoded in
+//! the background (`encoder`) into stage files (`spill`), their buffers
+//! reused (`pool`).
 
+pub mod encoder;
+mod pool;
+pub mod spill;
 pub mod stage;
 pub mod updates;
 

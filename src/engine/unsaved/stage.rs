@@ -12,16 +12,11 @@
 //! left out of the pack; items superseded after encoding are marked dead in
 //! the manifest by the save, like any overwritten item.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use crate::engine::error::{Error, Result};
-use crate::engine::fs::{Fs, LockGuard};
-use crate::engine::layout::{stage_file_name, stage_lock_name};
 use crate::engine::manifest::PackMeta;
 use crate::engine::pack::reader::{Body, PackView, Verify};
 use crate::engine::pack::writer::{
@@ -29,11 +24,8 @@ use crate::engine::pack::writer::{
 };
 use crate::engine::pairs::{Bytes, PairBuf};
 
-/// Buffers kept for reuse, and the largest capacity worth keeping.
-const POOL_BUFFERS: usize = 8;
-const POOL_MAX_CAPACITY: usize = 16 << 20;
-/// Capacity of a fresh chunk buffer; it grows as needed.
-const FRESH_CAPACITY: usize = 64 << 10;
+use super::pool::{recycle, take_buffer};
+pub use super::spill::Spill;
 
 /// What a chunk becomes a pack with.
 #[derive(Clone)]
@@ -45,130 +37,6 @@ pub struct StageConfig {
     pub generation: u64,
     /// Where packs encoded in the background go; `None`: they stay in memory.
     pub spill: Option<Arc<Spill>>,
-}
-
-/// Stage files: packs encoded before their save, kept on disk instead of in
-/// memory. A store that spills claims an owner name and holds the lock file
-/// `stage-<owner>.lock` while it has stage files (`stage-<owner>-<n>.pack`);
-/// when its last one goes, it deletes the lock file and lets go, so a build
-/// that saved leaves nothing behind. A save links a staged file to its pack
-/// name (the stage file goes when its chunk is dropped), and garbage
-/// collection deletes only stage files whose owner's lock is free, i.e.
-/// whose store is gone.
-pub struct Spill {
-    fs: Arc<dyn Fs>,
-    dir: PathBuf,
-    owner: Mutex<OwnerState>,
-}
-
-/// How long after a failed claim the next chunk tries again (a claim costs
-/// a directory creation and a lock attempt).
-const CLAIM_RETRY: Duration = if cfg!(test) { Duration::from_millis(50) } else { Duration::from_secs(2) };
-
-enum OwnerState {
-    None,
-    Claimed(Owner),
-    /// Claiming failed at this time (a read-only disk, no file handles
-    /// left): chunks stay in memory until a claim made `CLAIM_RETRY` later
-    /// succeeds.
-    Failed(Instant),
-}
-
-struct Owner {
-    name: String,
-    /// Dropping it releases the lock.
-    _lock: Box<dyn LockGuard>,
-    next: u64,
-    /// Stage files in use: any other file of this owner is a leftover (a
-    /// failed removal) that GC may delete.
-    live: HashSet<String>,
-}
-
-impl Spill {
-    pub fn new(fs: Arc<dyn Fs>, dir: &Path) -> Spill {
-        Spill { fs, dir: dir.to_owned(), owner: Mutex::new(OwnerState::None) }
-    }
-
-    /// The owner name of this store's stage files now, and a test of which
-    /// of its files are still in use (for GC, which must keep those).
-    pub fn current(&self) -> Option<(String, HashSet<String>)> {
-        match &*self.owner.lock().unwrap() {
-            OwnerState::Claimed(o) => Some((o.name.clone(), o.live.clone())),
-            _ => None,
-        }
-    }
-
-    fn claim(&self) -> Option<Owner> {
-        self.fs.create_dir_all(&self.dir).ok()?;
-        crate::engine::layout::check_not_link(&*self.fs, &self.dir).ok()?;
-        let name = fresh_owner_name();
-        let lock = self.fs.try_lock(&self.dir.join(stage_lock_name(&name))).ok()??;
-        Some(Owner { name, _lock: lock, next: 0, live: HashSet::new() })
-    }
-
-    /// Writes `pack` to a new stage file; `None` when it cannot be written.
-    fn write(&self, pack: &EncodedPack) -> Option<PathBuf> {
-        let path = {
-            let mut state = self.owner.lock().unwrap();
-            // A lock file deleted under us (say, with the whole cache
-            // directory) no longer guards our files: start a new owner.
-            if let OwnerState::Claimed(owner) = &*state {
-                let lock = self.dir.join(stage_lock_name(&owner.name));
-                if !matches!(self.fs.modified(&lock), Ok(Some(_))) {
-                    *state = OwnerState::None;
-                }
-            }
-            if let OwnerState::Failed(at) = *state {
-                if at.elapsed() >= CLAIM_RETRY {
-                    *state = OwnerState::None;
-                }
-            }
-            if matches!(*state, OwnerState::None) {
-                *state = self.claim().map_or_else(|| OwnerState::Failed(Instant::now()), OwnerState::Claimed);
-            }
-            let OwnerState::Claimed(owner) = &mut *state else { return None };
-            let name = stage_file_name(&owner.name, owner.next);
-            owner.next += 1;
-            owner.live.insert(name.clone());
-            self.dir.join(name)
-        };
-        // Outside the lock: encoders write in parallel. The name is live, so
-        // neither GC nor a release can take it meanwhile.
-        // Never fsynced here (this may be the JS thread): with `fsync` the
-        // save syncs the file before linking it.
-        if self.fs.write_file(&path, &pack.parts(), false).is_err() {
-            self.discard(&path);
-            return None;
-        }
-        Some(path)
-    }
-
-    /// Deletes a stage file no longer needed; with the owner's last one
-    /// gone, deletes its lock file and releases the lock.
-    fn discard(&self, path: &Path) {
-        let _ = self.fs.remove_file(path);
-        let mut state = self.owner.lock().unwrap();
-        let OwnerState::Claimed(owner) = &mut *state else { return };
-        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-            owner.live.remove(name);
-        }
-        if owner.live.is_empty() {
-            let _ = self.fs.remove_file(&self.dir.join(stage_lock_name(&owner.name)));
-            *state = OwnerState::None;
-        }
-    }
-}
-
-/// 16 hex digits, unique across processes in practice: a hash of the
-/// process id, the time and a per-process counter.
-fn fresh_owner_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = blake3::Hasher::new();
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    h.update(&now.as_nanos().to_le_bytes());
-    h.finalize().to_hex()[..16].to_owned()
 }
 
 /// One staged value: item `item` of `chunk`.
@@ -358,7 +226,7 @@ impl Chunk {
 
     /// Encodes the chunk ahead of its save and, when the store spills,
     /// moves the pack to a stage file.
-    fn encode_ahead(&self) {
+    pub(super) fn encode_ahead(&self) {
         // An error is kept in the chunk and reported by the save.
         drop(self.encoded_as(true));
     }
@@ -547,65 +415,6 @@ pub fn group_by_chunk<'a, T>(values: impl Iterator<Item = (&'a Value, T)>) -> Ve
         group.tags.push(tag);
     }
     groups.into_values().collect()
-}
-
-fn pool() -> &'static Mutex<Vec<Vec<u8>>> {
-    static POOL: OnceLock<Mutex<Vec<Vec<u8>>>> = OnceLock::new();
-    POOL.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-fn take_buffer() -> Vec<u8> {
-    pool().lock().unwrap().pop().unwrap_or_else(|| Vec::with_capacity(FRESH_CAPACITY))
-}
-
-fn recycle(mut data: Vec<u8>) {
-    if data.capacity() == 0 || data.capacity() > POOL_MAX_CAPACITY {
-        return;
-    }
-    data.clear();
-    let mut pool = pool().lock().unwrap();
-    if pool.len() < POOL_BUFFERS {
-        pool.push(data);
-    }
-}
-
-/// Sealed chunks waiting for an encoder, at most: past that, the thread that
-/// sealed one encodes it itself. Bounds the raw bytes held in memory, and
-/// keeps reused buffers coming back instead of allocating fresh ones.
-const MAX_QUEUED: usize = 2;
-
-/// Queues a sealed chunk for the background encoders: one thread fewer than
-/// the cores (at least one), so sets on the JS thread keep a core.
-pub fn encode_later(chunk: Arc<Chunk>) {
-    static QUEUE: OnceLock<Option<Mutex<Sender<Arc<Chunk>>>>> = OnceLock::new();
-    static QUEUED: AtomicUsize = AtomicUsize::new(0);
-    let queue = QUEUE.get_or_init(|| {
-        let (tx, rx) = channel::<Arc<Chunk>>();
-        let rx = Arc::new(Mutex::new(rx));
-        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).saturating_sub(1).max(1);
-        for i in 0..threads {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new().name(format!("packcache-stage-{i}")).spawn(move || loop {
-                let next = rx.lock().unwrap().recv();
-                let Ok(chunk) = next else { break };
-                QUEUED.fetch_sub(1, Ordering::AcqRel);
-                chunk.encode_ahead();
-            });
-            if spawned.is_err() {
-                return None; // no threads: chunks are encoded by the save instead
-            }
-        }
-        Some(Mutex::new(tx))
-    });
-    let Some(tx) = queue else { return };
-    if QUEUED.fetch_add(1, Ordering::AcqRel) >= MAX_QUEUED {
-        QUEUED.fetch_sub(1, Ordering::AcqRel);
-        chunk.encode_ahead();
-        return;
-    }
-    if tx.lock().unwrap().send(chunk).is_err() {
-        QUEUED.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 #[cfg(test)]

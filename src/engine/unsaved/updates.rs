@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::engine::keyhash::{HashedKey, KeyArena, KeyBytes, KeyTable};
-use crate::engine::unsaved::stage::{self, StageConfig, Stager, Value};
+use crate::engine::unsaved::stage::{StageConfig, Stager, Value};
 
 /// The latest update of each key; `None` is a remove.
 pub type ScopeUpdates = HashMap<HashedKey, Option<Value>, KeyTable>;
@@ -74,7 +74,7 @@ impl Pending {
         }
         drop(guard);
         if let Some(chunk) = sealed {
-            stage::encode_later(chunk);
+            super::encoder::encode_later(chunk);
         }
     }
 
