@@ -83,8 +83,13 @@ export interface PackStorageOptions {
   root: string
   /** Data written under another version is invisible to this one. */
   version: string
-  /** Compression of new packs. Default `'zstd'`. */
-  compression?: 'zstd' | 'none'
+  /**
+   * Compression of new packs: `'zstd'` (smallest), `'lz4'` (decodes ≈ 3×
+   * faster, ≈ 25 % larger) or `'none'`. Packs written with another
+   * setting stay readable; compaction rewrites them with this one.
+   * Default `'zstd'`.
+   */
+  compression?: 'zstd' | 'lz4' | 'none'
   /**
    * zstd level (1 = fastest, up to 22; negative levels are faster still).
    * Default 1.

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { PackStorage, hash, tempRoot } from './helpers.mjs'
 
-const manifestOf = (root, version) => path.join(root, `pc2-${hash(version).slice(0, 32)}`, 'MANIFEST')
+const manifestOf = (root, version) => path.join(root, `pc3-${hash(version).slice(0, 32)}`, 'MANIFEST')
 
 test('a version open in a live instance is never expired by another version', async (t) => {
   const root = tempRoot(t)

@@ -31,7 +31,7 @@ test('version strings with path characters stay inside root', async (t) => {
     assert.equal((await new PackStorage({ root, version }).get('s', 'k')).toString(), version)
   }
   assert.deepEqual(fs.readdirSync(parent), ['cache'])
-  for (const entry of fs.readdirSync(root)) assert.match(entry, /^pc2-[0-9a-f]{32}$/)
+  for (const entry of fs.readdirSync(root)) assert.match(entry, /^pc3-[0-9a-f]{32}$/)
   assert.throws(() => new PackStorage({ root, version: 'v'.repeat(5000) }), { code: 'PACKCACHE_INVALID_ARG' })
 })
 
@@ -83,7 +83,7 @@ test('foreign files, stale temp files and newer-format directories are handled s
   s.set('s', 'k', Buffer.from('v'))
   await s.save()
   const own = path.join(root, fs.readdirSync(root)[0])
-  const newer = path.join(root, 'pc3-' + 'a'.repeat(32))
+  const newer = path.join(root, 'pc4-' + 'a'.repeat(32))
   fs.mkdirSync(newer)
   fs.writeFileSync(path.join(newer, 'MANIFEST'), 'a future format')
   fs.mkdirSync(path.join(root, 'other-tool'))
@@ -98,7 +98,7 @@ test('foreign files, stale temp files and newer-format directories are handled s
   const stats = await s.save()
   assert.equal(stats.packsRemoved, 1)
   assert.equal(stats.versionsExpired, 0)
-  assert.deepEqual(fs.readdirSync(root).sort(), ['.DS_Store', fs.readdirSync(root).find((e) => e.startsWith('pc2-')), 'notes.txt', 'other-tool', path.basename(newer)].sort())
+  assert.deepEqual(fs.readdirSync(root).sort(), ['.DS_Store', fs.readdirSync(root).find((e) => e.startsWith('pc3-')), 'notes.txt', 'other-tool', path.basename(newer)].sort())
   const ownFiles = fs.readdirSync(own)
   for (const f of ['.DS_Store', 'README', 'x.pack.bak']) assert.ok(ownFiles.includes(f), f)
   assert.ok(!ownFiles.includes('MANIFEST.tmp-999999-1'))

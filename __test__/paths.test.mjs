@@ -28,7 +28,7 @@ test('a relative root is resolved once: a chdir later moves nothing and loses no
   for (const [k, v] of pairs) assert.deepEqual(v, Buffer.alloc(40, Number(k.toString().slice(4))))
 })
 
-const versionDir = (root, version) => path.join(root, `pc2-${hash(version).slice(0, 32)}`)
+const versionDir = (root, version) => path.join(root, `pc3-${hash(version).slice(0, 32)}`)
 
 /** A cache with one saved generation, and a file outside it that nothing may touch. */
 async function plantedCache(t) {

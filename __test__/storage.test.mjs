@@ -113,7 +113,7 @@ test('versions are isolated', async (t) => {
   const weird = new PackStorage({ root, version: '../../etc/passwd\0/..' })
   weird.set('s', 'k', Buffer.from('w'))
   await weird.save()
-  for (const entry of fs.readdirSync(root)) assert.match(entry, /^pc2-[0-9a-f]{32}$/)
+  for (const entry of fs.readdirSync(root)) assert.match(entry, /^pc3-[0-9a-f]{32}$/)
 })
 
 test('reset drops one scope with its unsaved updates, or everything', async (t) => {

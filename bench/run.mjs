@@ -33,7 +33,7 @@ function limits(dir) {
   const manifest = path.join(here, 'limits', 'Cargo.toml')
   execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', manifest], { stdio: 'inherit' })
   const bin = path.join(here, 'limits', 'target', 'release', 'packcache-limits')
-  const versionDir = path.join(dir, fs.readdirSync(dir).find((d) => d.startsWith('pc2-')))
+  const versionDir = path.join(dir, fs.readdirSync(dir).find((d) => /^pc\d+-/.test(d)))
   return JSON.parse(execFileSync(bin, [versionDir], { encoding: 'utf8' }).trim())
 }
 

@@ -174,6 +174,8 @@ export const systems = {
   packcache: () => packcache('zstd'),
   'packcache-none': () => packcache('none'),
   'packcache-columns': () => packcache('zstd', true),
+  'packcache-lz4': () => packcache('lz4'),
+  'packcache-lz4-columns': () => packcache('lz4', true),
   'lmdb': () => lmdb(false),
   'lmdb-compressed': () => lmdb(true),
   'webpack': webpackSerializer,

@@ -93,8 +93,9 @@ pub fn round_trip(data: &[u8]) {
         return;
     }
     let list: Vec<(&[u8], &[u8])> = items.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-    let compression = match data.first() {
-        Some(b) if b % 2 == 0 => Compression::None,
+    let compression = match data.first().map(|b| b % 3) {
+        Some(0) => Compression::None,
+        Some(1) => Compression::Lz4,
         _ => Compression::Zstd(1),
     };
     let pack = encode_pack("fuzz", 1, &list, compression).unwrap();
@@ -140,7 +141,7 @@ pub fn operations(data: &[u8]) {
                 committed = view.clone();
             }
             5 => {
-                store = open(if b % 2 == 0 { Compression::Zstd(1) } else { Compression::None });
+                store = open([Compression::Zstd(1), Compression::None, Compression::Lz4][b as usize % 3]);
                 view = committed.clone();
             }
             6 => {

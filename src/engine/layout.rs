@@ -19,16 +19,16 @@ pub const USERS_NAME: &str = "USERS";
 
 /// Directory of one version under the root: the version string is hashed, so
 /// no version can name a path outside the root. The prefix names the on-disk
-/// format (`pc2`: packs of format 2), so a release that changes it starts
+/// format (`pc3`: packs of format 3), so a release that changes it starts
 /// afresh beside the old directory instead of reading packs it cannot.
 pub fn version_dir_name(version: &str) -> String {
-    format!("pc2-{}", &blake3::hash(version.as_bytes()).to_hex()[..32])
+    format!("pc3-{}", &blake3::hash(version.as_bytes()).to_hex()[..32])
 }
 
-/// Names of version directories of this format and of older ones (`pc1-`),
+/// Names of version directories of this format and of older ones (`pc1-`, `pc2-`),
 /// which expire like unused versions.
 pub fn is_version_dir_name(name: &str) -> bool {
-    name.len() == 36 && (name.starts_with("pc1-") || name.starts_with("pc2-")) && is_lower_hex(&name[4..])
+    name.len() == 36 && ["pc1-", "pc2-", "pc3-"].iter().any(|p| name.starts_with(p)) && is_lower_hex(&name[4..])
 }
 
 /// The lock file guarding `owner`'s stage files.

@@ -21,8 +21,11 @@ pub struct PackStorageOptions {
     pub root: String,
     /// Data written under another version is invisible to this one.
     pub version: String,
-    /// Compression of new packs. Default `'zstd'`.
-    #[napi(ts_type = "'zstd' | 'none'")]
+    /// Compression of new packs: `'zstd'` (smallest), `'lz4'` (decodes ≈ 3×
+    /// faster, ≈ 25 % larger) or `'none'`. Packs written with another
+    /// setting stay readable; compaction rewrites them with this one.
+    /// Default `'zstd'`.
+    #[napi(ts_type = "'zstd' | 'lz4' | 'none'")]
     pub compression: Option<String>,
     /// zstd level (1 = fastest, up to 22; negative levels are faster still).
     /// Default 1.
@@ -171,8 +174,9 @@ impl PackStorageOptions {
         };
         opts.compression = match self.compression.as_deref() {
             None | Some("zstd") => Compression::Zstd(level),
+            Some("lz4") => Compression::Lz4,
             Some("none") => Compression::None,
-            Some(other) => return Err(format!("options.compression must be 'zstd' or 'none', not {other:?}")),
+            Some(other) => return Err(format!("options.compression must be 'zstd', 'lz4' or 'none', not {other:?}")),
         };
         if let Some(size) = self.pack_size {
             if !(1.0..=(1u64 << 40) as f64).contains(&size) {

@@ -3,7 +3,7 @@
 //! ```text
 //! 0    8  magic "PCKPACK\0"
 //! 8    4  format version
-//! 12   4  flags (reserved, 0)
+//! 12   4  flags: the codec of compressed blocks (0 zstd, 1 lz4); other bits 0
 //! 16   8  generation of the save that wrote the pack
 //! 24   4  item count
 //! 28   2  scope name length
@@ -16,7 +16,8 @@
 //!         pack's id and file name
 //! 96      scope name, zero padding to 16
 //!         index: rkyv archive of `PackIndex`, with a hash of every block
-//!         body: blocks, each zstd or raw (raw when stored length == raw length)
+//!         body: blocks, each compressed with the pack's codec or raw (raw
+//!         when stored length == raw length)
 //! end-32  the id again
 //! ```
 //!
@@ -27,7 +28,8 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 pub const PACK_MAGIC: [u8; 8] = *b"PCKPACK\0";
-pub const PACK_FORMAT: u32 = 2;
+/// 3: the header's flags name the codec (format 2 had zstd only).
+pub const PACK_FORMAT: u32 = 3;
 pub const HEADER_LEN: usize = 96;
 pub const TRAILER_LEN: usize = 32;
 pub const INDEX_ALIGN: usize = 16;
@@ -60,6 +62,7 @@ pub fn block_hash(stored: &[u8]) -> [u8; 16] {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    pub codec: Codec,
     pub generation: u64,
     pub items: u32,
     pub scope_len: u16,
@@ -70,6 +73,15 @@ pub struct Header {
     pub index_hash: [u8; 32],
 }
 
+/// How a pack's compressed blocks are encoded. A block stored at its raw
+/// length is raw, whatever the codec; a `'none'` pack has only raw blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Codec {
+    Zstd = 0,
+    Lz4 = 1,
+}
+
 pub fn align_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
@@ -78,7 +90,7 @@ impl Header {
     pub fn write(&self, out: &mut [u8]) {
         out[0..8].copy_from_slice(&PACK_MAGIC);
         out[8..12].copy_from_slice(&PACK_FORMAT.to_le_bytes());
-        out[12..16].fill(0);
+        out[12..16].copy_from_slice(&(self.codec as u32).to_le_bytes());
         out[16..24].copy_from_slice(&self.generation.to_le_bytes());
         out[24..28].copy_from_slice(&self.items.to_le_bytes());
         out[28..30].copy_from_slice(&self.scope_len.to_le_bytes());
@@ -104,7 +116,13 @@ impl Header {
         if format != PACK_FORMAT {
             return Err(format!("unsupported pack format version {format}"));
         }
+        let codec = match u32_at(12) {
+            0 => Codec::Zstd,
+            1 => Codec::Lz4,
+            other => return Err(format!("unknown pack flags {other:#x}")),
+        };
         Ok(Header {
+            codec,
             generation: u64_at(16),
             items: u32_at(24),
             scope_len: u16::from_le_bytes(bytes[28..30].try_into().unwrap()),

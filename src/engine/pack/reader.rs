@@ -10,7 +10,7 @@ use rkyv::util::AlignedVec;
 use crate::engine::error::{Error, Result};
 use crate::engine::fs::Blob;
 use crate::engine::keyhash::hash_key;
-use crate::engine::pack::format::{block_hash, ArchivedPackIndex, Header, HEADER_LEN, TRAILER_LEN};
+use crate::engine::pack::format::{block_hash, ArchivedPackIndex, Codec, Header, HEADER_LEN, TRAILER_LEN};
 
 /// How much of a pack to verify, and when. The header and index are always
 /// checked on opening (their hash is the pack's id); the modes differ in the
@@ -27,7 +27,15 @@ pub enum Verify {
     IndexOnly,
 }
 
-const MAX_ZSTD_RATIO: u64 = 32768;
+/// The most a codec expands a block: zstd ~32768x (RLE blocks), LZ4 ~255x
+/// (a byte of match length per 255 bytes). A larger claim is a damaged
+/// length, and must not size an allocation.
+fn max_ratio(codec: Codec) -> u64 {
+    match codec {
+        Codec::Zstd => 32768,
+        Codec::Lz4 => 256,
+    }
+}
 
 thread_local! {
     /// One zstd decompression context per thread: creating one per block costs
@@ -168,9 +176,7 @@ impl PackView {
             if stored.len() > raw.len() || raw.is_empty() {
                 return Err("index block sizes are inconsistent".into());
             }
-            // zstd expands at most ~32768x (RLE blocks): a larger claim is a
-            // damaged length, and must not size an allocation.
-            if stored.len() < raw.len() && raw.len() as u64 > (stored.len() as u64 + 64) * MAX_ZSTD_RATIO {
+            if stored.len() < raw.len() && raw.len() as u64 > (stored.len() as u64 + 64) * max_ratio(self.header.codec) {
                 return Err("index block claims an impossible decompressed size".into());
             }
         }
@@ -249,19 +255,27 @@ impl PackView {
             out.copy_from_slice(stored);
             return Ok(());
         }
-        let result = DCTX.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let ctx = match slot.as_mut() {
-                Some(ctx) => ctx,
-                None => slot.insert(zstd::bulk::Decompressor::new().map_err(|e| Error::Internal(e.to_string()))?),
-            };
-            Ok::<_, Error>(ctx.decompress_to_buffer(stored, out))
-        })?;
+        let result = match self.header.codec {
+            Codec::Zstd => DCTX.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let ctx = match slot.as_mut() {
+                    Some(ctx) => ctx,
+                    None => slot.insert(zstd::bulk::Decompressor::new().map_err(|e| Error::Internal(e.to_string()))?),
+                };
+                Ok::<_, Error>(ctx.decompress_to_buffer(stored, out).map_err(|e| e.to_string()))
+            })?,
+            Codec::Lz4 => lz4_flex::block::decompress_into(stored, out).map_err(|e| e.to_string()),
+        };
         match result {
             Ok(n) if n == out.len() => Ok(()),
             Ok(_) => Err(Error::corrupted("a pack block decompressed to the wrong length")),
             Err(e) => Err(Error::corrupted(format!("a pack block failed to decompress: {e}"))),
         }
+    }
+
+    /// The codec of this pack's compressed blocks.
+    pub fn codec(&self) -> Codec {
+        self.header.codec
     }
 
     /// `true` when keys and values can be served from the blob itself.

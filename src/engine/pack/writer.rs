@@ -4,13 +4,35 @@
 use crate::engine::error::{Error, Result};
 use crate::engine::pack::bloom;
 use crate::engine::pack::format::{
-    align_up, block_hash, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN,
+    align_up, block_hash, Codec, Header, PackIndex, BLOCK_ITEMS, BLOCK_SIZE, HEADER_LEN, INDEX_ALIGN,
 };
 
+/// How new packs are written. Packs of every kind are read whatever this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Every block raw: served from the file's mapping.
     None,
+    /// zstd at a level: the smallest packs.
     Zstd(i32),
+    /// LZ4 (`lz4_flex`): decodes ≈ 3× and encodes ≈ 1.5× faster than zstd
+    /// level 1 on the benchmark's blocks, for ≈ 25 % more bytes.
+    Lz4,
+}
+
+impl Compression {
+    /// The codec of the blocks it compresses; `None` for `'none'`.
+    pub fn codec(self) -> Option<Codec> {
+        match self {
+            Compression::None => None,
+            Compression::Zstd(_) => Some(Codec::Zstd),
+            Compression::Lz4 => Some(Codec::Lz4),
+        }
+    }
+
+    /// What a pack's header records (a `'none'` pack has no compressed block).
+    fn header_codec(self) -> Codec {
+        self.codec().unwrap_or(Codec::Zstd)
+    }
 }
 
 /// A finished pack, ready to be written to `<id>.pack`: `head` (header,
@@ -79,7 +101,8 @@ pub fn encode_pack_in(
     body.clear();
     body.reserve(index.value_ends.last().copied().unwrap_or(0) as usize + BLOCK_SIZE);
     append_blocks(items, compression, &mut index, values, &mut body, 0)?;
-    let mut pack = seal(scope, generation, items.len(), items.iter().map(|(k, _)| *k), &index, body.len())?;
+    let keys = items.iter().map(|(k, _)| *k);
+    let mut pack = seal(scope, generation, compression.header_codec(), items.len(), keys, &index, body.len())?;
     pack.body = body;
     Ok(pack)
 }
@@ -119,7 +142,8 @@ pub fn encode_pack_with(
         index.block_hashes.push(block.hash);
     }
     append_blocks(loose, compression, &mut index, &[], &mut body, raw_end)?;
-    let mut pack = seal(scope, generation, all.len(), all.iter().map(|(k, _)| *k), &index, body.len())?;
+    let keys = all.iter().map(|(k, _)| *k);
+    let mut pack = seal(scope, generation, compression.header_codec(), all.len(), keys, &index, body.len())?;
     pack.body = body;
     Ok(pack)
 }
@@ -162,7 +186,8 @@ pub fn raw_pack_over(scope: &str, generation: u64, items: &[(&[u8], &[u8])], val
         index.block_stored_ends.push(raw_end);
         index.block_hashes.push(block_hash(&values[start..raw_end as usize]));
     }
-    let pack = seal(scope, generation, items.len(), items.iter().map(|(k, _)| *k), &index, values.len())?;
+    let keys = items.iter().map(|(k, _)| *k);
+    let pack = seal(scope, generation, Compression::None.header_codec(), items.len(), keys, &index, values.len())?;
     Ok(Some(RawPack { pack, body_len: values.len() }))
 }
 
@@ -188,6 +213,7 @@ fn index_of<'a>(items: impl Iterator<Item = (&'a [u8], u64)> + Clone) -> PackInd
 fn seal<'k>(
     scope: &str,
     generation: u64,
+    codec: Codec,
     items: usize,
     keys: impl ExactSizeIterator<Item = &'k [u8]>,
     index: &PackIndex,
@@ -206,6 +232,7 @@ fn seal<'k>(
     head[HEADER_LEN..HEADER_LEN + scope.len()].copy_from_slice(scope.as_bytes());
     head.extend_from_slice(&archived);
     let mut header = Header {
+        codec,
         generation,
         items: count,
         scope_len: scope.len() as u16,
@@ -256,12 +283,7 @@ fn append_blocks(
     mut raw_end: u64,
 ) -> Result<()> {
     let mut scratch = Vec::with_capacity(BLOCK_SIZE * 2);
-    let mut compressor = match compression {
-        Compression::Zstd(level) => {
-            Some(zstd::bulk::Compressor::new(level).map_err(|e| Error::Internal(format!("zstd init failed: {e}")))?)
-        }
-        Compression::None => None,
-    };
+    let mut encoder = Encoder::new(compression)?;
     for range in blocks(items) {
         let block = match run_in(parent, &items[range.clone()]) {
             Some(run) => run,
@@ -273,10 +295,7 @@ fn append_blocks(
         };
         raw_end += block.len() as u64;
         let at = body.len();
-        let kept = match compressor.as_mut() {
-            Some(c) => compress_into(c, block, body)?,
-            None => false,
-        };
+        let kept = encoder.append(block, body)?;
         if !kept {
             body.truncate(at);
             body.extend_from_slice(block);
@@ -304,9 +323,48 @@ fn run_in<'p>(parent: &'p [u8], items: &[(&[u8], &[u8])]) -> Option<&'p [u8]> {
     parent.get(start..end)
 }
 
+/// The codec of one `append_blocks` call, with its reusable state.
+enum Encoder {
+    None,
+    Zstd(zstd::bulk::Compressor<'static>),
+    /// LZ4's output buffer, sized for a block that does not shrink.
+    Lz4(Vec<u8>),
+}
+
+impl Encoder {
+    fn new(compression: Compression) -> Result<Encoder> {
+        Ok(match compression {
+            Compression::None => Encoder::None,
+            Compression::Zstd(level) => Encoder::Zstd(
+                zstd::bulk::Compressor::new(level).map_err(|e| Error::Internal(format!("zstd init failed: {e}")))?,
+            ),
+            Compression::Lz4 => Encoder::Lz4(Vec::new()),
+        })
+    }
+
+    /// Appends `block` compressed to `body` when that is strictly smaller
+    /// (`true`); else leaves `body` as it was (`false`: stored raw).
+    fn append(&mut self, block: &[u8], body: &mut Vec<u8>) -> Result<bool> {
+        match self {
+            Encoder::None => Ok(false),
+            Encoder::Zstd(c) => compress_into(c, block, body),
+            Encoder::Lz4(out) => {
+                out.resize(lz4_flex::block::get_maximum_output_size(block.len()), 0);
+                let n = lz4_flex::block::compress_into(block, out)
+                    .map_err(|e| Error::Internal(format!("lz4 failed: {e}")))?;
+                if n >= block.len() {
+                    return Ok(false);
+                }
+                body.extend_from_slice(&out[..n]);
+                Ok(true)
+            }
+        }
+    }
+}
+
 /// Appends the zstd frame of `block` to `body`; `false` (and `body`
 /// unchanged in length) when the frame would not be smaller than the block.
-fn compress_into(c: &mut zstd::bulk::Compressor<'_>, block: &[u8], body: &mut Vec<u8>) -> Result<bool> {
+fn compress_into(c: &mut zstd::bulk::Compressor<'static>, block: &[u8], body: &mut Vec<u8>) -> Result<bool> {
     let start = body.len();
     body.reserve(zstd::zstd_safe::compress_bound(block.len()));
     let mut cursor = std::io::Cursor::new(std::mem::take(body));
@@ -345,7 +403,7 @@ mod tests {
         // Item 10 left out: the block holding the gap is copied, the rest not.
         let items: Vec<(&[u8], &[u8])> =
             (0..400).filter(|&i| i != 10).map(|i| (keys[i].as_slice(), slices[i])).collect();
-        for compression in [Compression::None, Compression::Zstd(1)] {
+        for compression in [Compression::None, Compression::Zstd(1), Compression::Lz4] {
             let copied = encode_pack("s", 1, &items, compression).unwrap();
             let in_place = encode_pack_in("s", 1, &items, compression, &values, Vec::new()).unwrap();
             assert_eq!(in_place.to_bytes(), copied.to_bytes());

@@ -124,7 +124,7 @@ fn compacting_random_generations_keeps_every_live_value() {
         x % n
     };
     let mut model = Model::new();
-    let compressions = [Compression::Zstd(1), Compression::None, Compression::Zstd(3)];
+    let compressions = [Compression::Zstd(1), Compression::None, Compression::Lz4, Compression::Zstd(3)];
     for generation in 0..24u64 {
         let mut o = Options::new(tmp.path(), "v1");
         o.pack_size = 256 << 10;

@@ -108,7 +108,7 @@ fn a_pack_from_a_newer_format_version_is_reported_not_misread() {
     let (sim, models) = build();
     let pack = sim.files().into_iter().find(|p| p.extension().is_some_and(|e| e == "pack")).unwrap();
     let mut bytes = sim.contents(&pack).unwrap();
-    bytes[8] = 3; // format version
+    bytes[8] = 4; // format version
     sim.overwrite(&pack, bytes);
     assert!(check(sim, &models, "newer format"));
 }

@@ -1,6 +1,6 @@
 //! Engine tests through the public `Store` API on a real temp directory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -361,6 +361,55 @@ fn a_version_with_a_manifest_mtime_in_the_future_still_expires() {
     assert!(!manifest.exists());
 }
 
+/// The codec is per pack: a store that switches `compression` between
+/// saves reads every pack it wrote before, and compaction rewrites packs of
+/// another codec with the current one (copying blocks as stored only when
+/// their codec is the current one, or they are raw).
+#[test]
+fn packs_of_every_codec_coexist_and_compaction_rewrites_with_the_current_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut model = Model::new();
+    let set = |store: &Store, model: &mut Model, k: u64, round: usize| {
+        let key = format!("s/module/{k:04}.js").into_bytes();
+        // ≈ 30 KiB: two values a block, so a compacted pack has blocks that
+        // stay wholly live (copied as stored when their codec allows).
+        let value = format!("export const v{k} = {round}; // {k}\n").repeat(900 + (k as usize % 50)).into_bytes();
+        store.set("s", &key, &value).unwrap();
+        model.insert(key, value);
+    };
+    let codecs = [Compression::Zstd(1), Compression::Lz4, Compression::None, Compression::Lz4, Compression::Zstd(3)];
+    let opts = |root: &Path| Options { pack_size: 1 << 20, ..opts(root) };
+    for (round, compression) in codecs.into_iter().enumerate() {
+        let store = open(Options { compression, ..opts(tmp.path()) });
+        assert_eq!(loaded(&store, "s"), model, "round {round}: every earlier pack reads back");
+        for k in round as u64 * 40..round as u64 * 40 + 60 {
+            set(&store, &mut model, k, round); // overlaps the last round: dead copies
+        }
+        store.save().unwrap();
+        assert_eq!(loaded(&open(opts(tmp.path())), "s"), model, "round {round}: after a save with {compression:?}");
+    }
+    // A third of the keys set again: packs that lose a fifth of their bytes
+    // are compacted, their blocks of another codec decoded and encoded again.
+    let store = open(Options { compression: Compression::Zstd(1), ..opts(tmp.path()) });
+    let codecs_of = |store: &Store| -> HashMap<[u8; 32], pack::format::Codec> {
+        let manifest = store.core().read_manifest().unwrap();
+        let packs = &manifest.scope("s").unwrap().packs;
+        packs.iter().map(|m| (m.id, store.core().open_pack(m, pack::reader::Verify::Full).unwrap().codec())).collect()
+    };
+    let before = codecs_of(&store);
+    for k in (0..model.len() as u64).step_by(3) {
+        set(&store, &mut model, k, 99);
+    }
+    store.save().unwrap();
+    assert_eq!(loaded(&open(opts(tmp.path())), "s"), model);
+    let after = codecs_of(&store);
+    let gone_lz4 = before.iter().filter(|(id, c)| **c == pack::format::Codec::Lz4 && !after.contains_key(*id)).count();
+    assert!(gone_lz4 > 0, "some lz4 pack was compacted");
+    for (id, codec) in after.iter().filter(|(id, _)| !before.contains_key(*id)) {
+        assert_eq!(*codec, pack::format::Codec::Zstd, "pack {id:?} written under zstd");
+    }
+}
+
 /// A release with another pack format uses a directory of its own: an older
 /// format's directory expires like an unused version, a newer one's is kept.
 #[test]
@@ -368,8 +417,9 @@ fn older_format_directories_expire_and_newer_ones_are_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let past = SystemTime::now() - Duration::from_secs(3600);
     let older = tmp.path().join(format!("pc1-{}", "0".repeat(32)));
-    let newer = tmp.path().join(format!("pc3-{}", "0".repeat(32)));
-    for dir in [&older, &newer] {
+    let format2 = tmp.path().join(format!("pc2-{}", "0".repeat(32)));
+    let newer = tmp.path().join(format!("pc4-{}", "0".repeat(32)));
+    for dir in [&older, &format2, &newer] {
         std::fs::create_dir(dir).unwrap();
         let manifest = std::fs::File::create(dir.join("MANIFEST")).unwrap();
         manifest.set_modified(past).unwrap();
@@ -377,10 +427,10 @@ fn older_format_directories_expire_and_newer_ones_are_kept() {
     let mut o = opts(tmp.path());
     o.expire = Some(Duration::from_secs(60));
     let store = open(o);
-    assert!(store.dir().file_name().unwrap().to_string_lossy().starts_with("pc2-"));
+    assert!(store.dir().file_name().unwrap().to_string_lossy().starts_with("pc3-"));
     store.set("s", b"k", b"v").unwrap();
-    assert_eq!(store.save().unwrap().versions_expired, 1);
-    assert!(!older.exists() && newer.exists());
+    assert_eq!(store.save().unwrap().versions_expired, 2);
+    assert!(!older.exists() && !format2.exists() && newer.exists());
 }
 
 #[test]
@@ -526,7 +576,7 @@ fn find_locates_every_key_of_a_large_pack_and_no_other() {
 
 #[test]
 fn pack_reader_returns_what_the_writer_wrote() {
-    for compression in [Compression::None, Compression::Zstd(1), Compression::Zstd(19)] {
+    for compression in [Compression::None, Compression::Zstd(1), Compression::Zstd(19), Compression::Lz4] {
         let pack = sample_pack(compression);
         let blob: Blob = Arc::new(pack.to_bytes());
         let view = pack::reader::PackView::open(blob, &pack.id, pack::reader::Verify::Full).unwrap();
@@ -548,18 +598,20 @@ fn pack_reader_returns_what_the_writer_wrote() {
 /// never hands out bytes from a damaged pack.
 #[test]
 fn every_flipped_pack_byte_is_reported_corrupt() {
-    let pack = sample_pack(Compression::Zstd(1));
-    let whole = pack.to_bytes();
-    for pos in 0..whole.len() {
-        let mut bytes = whole.clone();
-        bytes[pos] ^= 0x20;
-        let result = pack::reader::PackView::open(Arc::new(bytes), &pack.id, pack::reader::Verify::Full);
-        assert!(matches!(result, Err(Error::Corrupted { .. })), "byte {pos} flipped went unnoticed");
-    }
-    for len in [0, 10, 95, 96, 200, whole.len() - 1] {
-        let result =
-            pack::reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, pack::reader::Verify::Full);
-        assert!(matches!(result, Err(Error::Corrupted { .. })), "truncation to {len} went unnoticed");
+    for compression in [Compression::Zstd(1), Compression::Lz4] {
+        let pack = sample_pack(compression);
+        let whole = pack.to_bytes();
+        for pos in 0..whole.len() {
+            let mut bytes = whole.clone();
+            bytes[pos] ^= 0x20;
+            let result = pack::reader::PackView::open(Arc::new(bytes), &pack.id, pack::reader::Verify::Full);
+            assert!(matches!(result, Err(Error::Corrupted { .. })), "{compression:?}: byte {pos} flipped went unnoticed");
+        }
+        for len in [0, 10, 95, 96, 200, whole.len() - 1] {
+            let result =
+                pack::reader::PackView::open(Arc::new(whole[..len].to_vec()), &pack.id, pack::reader::Verify::Full);
+            assert!(matches!(result, Err(Error::Corrupted { .. })), "truncation to {len} went unnoticed");
+        }
     }
 }
 
@@ -570,7 +622,7 @@ fn a_flipped_body_byte_fails_only_the_values_of_its_block() {
     let values: Vec<Vec<u8>> = (0..300u64).map(|i| noise(i, 40 + (i as usize % 7) * 30)).collect();
     let keys: Vec<Vec<u8>> = (0..300u64).map(|i| format!("key{i}").into_bytes()).collect();
     let items: Vec<(&[u8], &[u8])> = keys.iter().zip(&values).map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-    for compression in [Compression::None, Compression::Zstd(1)] {
+    for compression in [Compression::None, Compression::Zstd(1), Compression::Lz4] {
         let whole = pack::writer::encode_pack("scope", 1, &items, compression).unwrap().to_bytes();
         let id: [u8; 32] = whole[whole.len() - 32..].try_into().unwrap();
         let body_off = pack::format::Header::read(&whole).unwrap().body_off();

@@ -55,9 +55,11 @@ impl Source {
             let (stored, _) = view.stored_block(b)?;
             let live = items.iter().filter(|i| dead.binary_search(i).is_err()).count();
             let tiled = items.iter().map(|&i| view.value_len(i as usize)).sum::<u64>() == raw.len() as u64;
-            // Under `'none'` only raw blocks are copied: a 'none' store's
-            // packs stay servable in place.
-            let kind_fits = compression != Compression::None || stored.len() == raw.len();
+            // A block is copied as stored when it is raw, or compressed with
+            // the codec new packs get (a pack has one codec, and compaction
+            // rewrites with the current one). Under `'none'` only raw blocks
+            // are: a 'none' store's packs stay servable in place.
+            let kind_fits = stored.len() == raw.len() || compression.codec() == Some(view.codec());
             blocks.push(if live == 0 {
                 BlockUse::Skip
             } else if live == items.len() && tiled && kind_fits {
