@@ -98,3 +98,24 @@ test('the options the parser accepts are exactly the fields of the TS interface'
   assert.deepEqual(accepted, declared)
   assert.equal(declared.length, 8)
 })
+
+test('compressionLevel alone selects zstd; beside lz4 or none it is rejected', async (t) => {
+  const root = tempRoot(t)
+  for (const compression of ['lz4', 'none']) {
+    assert.throws(() => new PackStorage({ root, version: '1', compression, compressionLevel: 3 }), {
+      code: 'PACKCACHE_INVALID_ARG',
+      message: /applies to 'zstd' only/,
+    })
+  }
+  assert.throws(() => new PackStorage({ root, version: '1', compression: 'lz5' }), { message: /'zstd', 'lz4' or 'none'/ })
+  // Stores of each codec share a version directory; every pack stays readable.
+  const value = Buffer.from('export default 42;\n'.repeat(500))
+  for (const [i, opts] of [{ compressionLevel: 19 }, { compression: 'lz4' }, {}, { compression: 'none' }].entries()) {
+    const s = new PackStorage({ root, version: '1', ...opts })
+    s.set('s', `k${i}`, value)
+    await s.save()
+  }
+  const pairs = await new PackStorage({ root, version: '1' }).load('s')
+  assert.deepEqual(pairs.map(([k]) => k.toString()).sort(), ['k0', 'k1', 'k2', 'k3'])
+  for (const [, v] of pairs) assert.ok(v.equals(value))
+})

@@ -17,7 +17,7 @@ function pairsOf(parts) {
   return pairs
 }
 
-for (const compression of ['zstd', 'none']) {
+for (const compression of ['lz4', 'zstd', 'none']) {
   test(`loadColumns (${compression}) holds exactly the pairs loadMany returns, unsaved updates included`, async (t) => {
     const root = tempRoot(t)
     const a = new PackStorage({ root, version: '1', compression, packSize: 64 * 1024 })

@@ -322,7 +322,7 @@ test('a closed instance rejects further calls with PACKCACHE_CLOSED', async (t) 
   assert.throws(() => a.set('s', 'k', Buffer.from('v')), { code: 'PACKCACHE_CLOSED' })
 })
 
-for (const compression of ['none', 'zstd']) {
+for (const compression of ['none', 'zstd', 'lz4']) {
   test(`writing into loaded Buffers (compression ${compression}) changes nothing stored`, async (t) => {
     const root = tempRoot(t)
     const a = new PackStorage({ root, version: '1', compression })

@@ -21,7 +21,7 @@ const opt = (name, def) => {
 const quick = flag('quick')
 const n = Number(opt('n', quick ? 2000 : 10000))
 const runs = Number(opt('runs', quick ? 1 : 5))
-const systems = opt('systems', 'packcache,packcache-none,packcache-columns,lmdb,lmdb-compressed,webpack,plain').split(',')
+const systems = opt('systems', 'packcache,packcache-zstd,packcache-none,packcache-columns,lmdb,lmdb-compressed,webpack,plain').split(',')
 const work = fs.mkdtempSync(path.join(opt('dir', os.tmpdir()), 'packcache-bench-'))
 
 function measure(system, op, dir, seed = 2) {
@@ -99,8 +99,9 @@ const table = [
 ]
 console.log(table.join('\n'))
 if (limit) {
-  console.log(`\nlimits (Rust, all cores, packcache's packs): read + zstd-decode ${limit.readDecodeMs} ms (buffers reused), ` +
-    `${limit.readDecodeKeepMs ?? '-'} ms (all output kept, as a load must); zstd-encode level 1 ${limit.encodeMs} ms`)
+  const codec = limit.codec ?? 'zstd'
+  console.log(`\nlimits (Rust, all cores, packcache's packs, ${codec}): read + decode ${limit.readDecodeMs} ms (buffers reused), ` +
+    `${limit.readDecodeKeepMs ?? '-'} ms (all output kept, as a load must); encode ${limit.encodeMs} ms`)
   const pc = rows.find((r) => r.system === 'packcache')
   const plain = rows.find((r) => r.system === 'plain')
   if (pc) {

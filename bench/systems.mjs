@@ -171,11 +171,12 @@ function plain() {
 }
 
 export const systems = {
-  packcache: () => packcache('zstd'),
+  // The default configuration (LZ4 since issue 13).
+  packcache: () => packcache(undefined),
+  'packcache-zstd': () => packcache('zstd'),
   'packcache-none': () => packcache('none'),
-  'packcache-columns': () => packcache('zstd', true),
-  'packcache-lz4': () => packcache('lz4'),
-  'packcache-lz4-columns': () => packcache('lz4', true),
+  'packcache-columns': () => packcache(undefined, true),
+  'packcache-zstd-columns': () => packcache('zstd', true),
   'lmdb': () => lmdb(false),
   'lmdb-compressed': () => lmdb(true),
   'webpack': webpackSerializer,

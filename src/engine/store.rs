@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::engine::core::{validate_key, validate_scope, Core};
-pub use crate::engine::core::{Options, DEFAULT_EXPIRE, DEFAULT_LEVEL, DEFAULT_PACK_SIZE, MAX_KEY_LEN};
+pub use crate::engine::core::{
+    Options, DEFAULT_COMPRESSION, DEFAULT_EXPIRE, DEFAULT_LEVEL, DEFAULT_PACK_SIZE, MAX_KEY_LEN,
+};
 use crate::engine::error::{Error, Result};
 use crate::engine::fs::{Fs, LockGuard};
 use crate::engine::layout::{self, USERS_NAME};

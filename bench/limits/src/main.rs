@@ -1,6 +1,7 @@
 //! `limits <packcache version dir>`: times, on all cores,
 //! 1. read every pack file and zstd-decode every block (no checksum, no JS),
-//! 2. zstd-encode the same raw bytes in 64 KiB blocks at level 1.
+//! 2. encode the same raw bytes in 64 KiB blocks with the packs' codec
+//!    (zstd at level 1, or LZ4).
 //! Prints one JSON line (milliseconds, medians of 5 runs).
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use packcache::engine::pack::format::BLOCK_SIZE;
+use packcache::engine::pack::format::Codec;
 use packcache::engine::pack::reader::{PackView, Verify};
 
 fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> usize + Sync) -> usize {
@@ -63,11 +65,20 @@ fn main() {
     }
     let bodies: Vec<Vec<u8>> = files.iter().map(decode).collect();
     let blocks: Vec<&[u8]> = bodies.iter().flat_map(|b| b.chunks(BLOCK_SIZE)).collect();
+    let codec = files.first().map_or(Codec::Zstd, |p| {
+        let bytes = std::fs::read(p).unwrap();
+        let id: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
+        PackView::open(Arc::new(bytes), &id, Verify::IndexOnly).unwrap().codec()
+    });
+    let encode = |b: &&[u8]| match codec {
+        Codec::Zstd => zstd::bulk::compress(b, 1).unwrap().len(),
+        Codec::Lz4 => lz4_flex::block::compress(b).len(),
+    };
     let mut encode_runs = Vec::new();
     let mut encoded = 0;
     for _ in 0..5 {
         let t = Instant::now();
-        encoded = parallel(&blocks, |b| zstd::bulk::compress(b, 1).unwrap().len());
+        encoded = parallel(&blocks, encode);
         encode_runs.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let root = dir.parent().unwrap();
@@ -96,7 +107,8 @@ fn main() {
     }
     eprintln!("engine load_many (verify + decode, no JS): {:.1} ms", median(engine_runs));
     println!(
-        "{{\"packs\":{},\"rawBytes\":{raw_total},\"readDecodeMs\":{:.1},\"readDecodeKeepMs\":{:.1},\"encodeMs\":{:.1},\"encodedBytes\":{encoded}}}",
+        "{{\"codec\":\"{}\",\"packs\":{},\"rawBytes\":{raw_total},\"readDecodeMs\":{:.1},\"readDecodeKeepMs\":{:.1},\"encodeMs\":{:.1},\"encodedBytes\":{encoded}}}",
+        if codec == Codec::Lz4 { "lz4" } else { "zstd" },
         files.len(),
         median(decode_runs),
         median(keep_runs),
