@@ -47,6 +47,13 @@ export declare class PackStorage {
    */
   get(scope: string, key: Buffer | string): Promise<Buffer | null>
   /**
+   * The values of `keys` in `scope`, in the order asked (`null` where
+   * absent): unsaved updates first, then one pass over the packs whose
+   * key filters may hold the rest, each block read once. Cheaper than one
+   * `get` per key when a plugin restores a known set of entries.
+   */
+  getMany(scope: string, keys: Array<Buffer | Uint8Array | string>): Promise<Array<Buffer | null>>
+  /**
    * Records a copy of `value` for `key`; `save()` persists it. Pairs are
    * staged in chunks of about `packSize` bytes that are compressed and
    * written to a stage file in the background as they fill (unsaved data

@@ -56,8 +56,9 @@ for (let r = 0; r < runs; r++) {
     const load = measure(system, 'load', dir)
     const cold = measure(system, 'coldload', dir)
     const get = measure(system, 'get', dir)
+    const getMany = system.startsWith('packcache') ? measure(system, 'getmany', dir) : null
     const inc = measure(system, 'inc', dir)
-    results[system].push({ save, load, cold, get, inc })
+    results[system].push({ save, load, cold, get, getMany, inc })
     if (system === 'packcache') limitRuns.push(limits(dir))
     fs.rmSync(dir, { recursive: true, force: true })
     process.stdout.write('.')
@@ -81,6 +82,7 @@ const rows = systems.map((system) => {
     inc: m((x) => x.inc.ms),
     incWritten: m((x) => x.inc.written ?? x.inc.diskDelta),
     get: m((x) => x.get.ms),
+    getMany: m((x) => x.getMany?.ms),
     disk: m((x) => x.save.disk),
     rss: m((x) => x.load.rss),
     loaded: m((x) => x.load.bytes),
@@ -92,10 +94,10 @@ const mib = (b) => (b == null ? '-' : `${(b / 1048576).toFixed(1)}`)
 const ms = (x) => (x == null ? '-' : x.toFixed(0))
 const ratio = (x, y) => (x == null || y == null ? '' : ` (${(x / y).toFixed(2)}×)`)
 const table = [
-  '| system | full save ms | full load ms | cold load ms | 1% incremental save ms | written MiB | 1000 gets ms | disk MiB | load peak RSS MiB | load worst event-loop delay ms |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| system | full save ms | full load ms | cold load ms | 1% incremental save ms | written MiB | 1000 gets ms | the same 1000 keys by getMany ms | disk MiB | load peak RSS MiB | load worst event-loop delay ms |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...rows.map((r) =>
-    `| ${r.system} | ${ms(r.save)}${ratio(r.save, base.save)} | ${ms(r.load)}${ratio(r.load, base.load)} | ${ms(r.cold)}${ratio(r.cold, base.cold)} | ${ms(r.inc)}${ratio(r.inc, base.inc)} | ${mib(r.incWritten)} | ${ms(r.get)}${ratio(r.get, base.get)} | ${mib(r.disk)} | ${mib(r.rss)} | ${ms(r.eld)} |`),
+    `| ${r.system} | ${ms(r.save)}${ratio(r.save, base.save)} | ${ms(r.load)}${ratio(r.load, base.load)} | ${ms(r.cold)}${ratio(r.cold, base.cold)} | ${ms(r.inc)}${ratio(r.inc, base.inc)} | ${mib(r.incWritten)} | ${ms(r.get)}${ratio(r.get, base.get)} | ${ms(r.getMany)} | ${mib(r.disk)} | ${mib(r.rss)} | ${ms(r.eld)} |`),
 ]
 console.log(table.join('\n'))
 if (limit) {

@@ -40,6 +40,10 @@ function packcache(compression, columns = false) {
       const s = open(dir)
       return (name, key) => s.get(name, key)
     },
+    async openForGetMany(dir) {
+      const s = open(dir)
+      return (name, keys) => s.getMany(name, keys)
+    },
   }
 }
 

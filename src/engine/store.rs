@@ -103,6 +103,32 @@ impl Store {
         self.core.get_committed_current(scope, key)
     }
 
+    /// The values of `keys` in `scope` (`None` where absent), by position:
+    /// unsaved updates first, then one pass over the committed packs whose
+    /// key filters may hold the rest, each block read once.
+    pub fn get_many(&self, scope: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.core.check_open()?;
+        validate_scope(scope)?;
+        let mut out = Vec::with_capacity(keys.len());
+        let mut committed = Vec::new();
+        for (n, key) in keys.iter().enumerate() {
+            match self.get_unsaved(scope, key)? {
+                Some(unsaved) => out.push(unsaved),
+                None => {
+                    out.push(None);
+                    committed.push(n);
+                }
+            }
+        }
+        let wanted: Vec<&[u8]> = committed.iter().map(|&n| &keys[n][..]).collect();
+        if !wanted.is_empty() {
+            for (n, value) in committed.into_iter().zip(self.core.get_many_committed(scope, &wanted)?) {
+                out[n] = value;
+            }
+        }
+        Ok(out)
+    }
+
     /// `get` answered from state this instance already holds, or `None` when
     /// that is not enough and `get` (which may read files) must run instead.
     /// Answers only for keys without unsaved updates, from the cached

@@ -136,11 +136,27 @@ pub fn data<'a>(env: &Env, value: &'a Unknown) -> Result<Cow<'a, [u8]>> {
 }
 
 pub fn string_array(env: &Env, value: &Unknown, name: &str) -> Result<Vec<String>> {
+    array(env, value, name, "strings", |item, at| string(env, item, at))
+}
+
+/// Keys (Buffers, Uint8Arrays or strings), copied: they go to another thread.
+pub fn key_array(env: &Env, value: &Unknown, name: &str) -> Result<Vec<Vec<u8>>> {
+    array(env, value, name, "keys", |item, at| bytes_or_string(env, item, at).map(Cow::into_owned))
+}
+
+/// Each element of a JS array, read by `read` (with its name for messages).
+fn array<T>(
+    env: &Env,
+    value: &Unknown,
+    name: &str,
+    what: &str,
+    mut read: impl FnMut(&Unknown, &str) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut is_array = false;
     // SAFETY: `value` is a live value of this env; the out-pointer is valid.
     check_status!(unsafe { sys::napi_is_array(env.raw(), value.raw(), &mut is_array) })?;
     if !is_array {
-        return Err(type_error(env, &format!("{name} must be an array of strings")));
+        return Err(type_error(env, &format!("{name} must be an array of {what}")));
     }
     let mut len = 0u32;
     // SAFETY: `value` is an array (checked above).
@@ -153,7 +169,7 @@ pub fn string_array(env: &Env, value: &Unknown, name: &str) -> Result<Vec<String
         check_status!(unsafe { sys::napi_get_element(env.raw(), value.raw(), i, &mut item) })?;
         // SAFETY: `item` was just returned by N-API for this env.
         let item = unsafe { <Unknown as napi::bindgen_prelude::FromNapiValue>::from_napi_value(env.raw(), item)? };
-        out.push(string(env, &item, &format!("{name}[{i}]"))?);
+        out.push(read(&item, &format!("{name}[{i}]"))?);
     }
     Ok(out)
 }

@@ -160,7 +160,9 @@ impl PackStorageOptions {
         }
         let mut opts = Options::new(self.root, self.version);
         let level = match self.compression_level {
-            Some(l) if l.fract() != 0.0 || l.is_infinite() => return Err("options.compressionLevel must be an integer".into()),
+            Some(l) if l.fract() != 0.0 || l.is_infinite() => {
+                return Err("options.compressionLevel must be an integer".into())
+            }
             Some(l) => {
                 let range = zstd::compression_level_range();
                 if l < *range.start() as f64 || l > *range.end() as f64 {

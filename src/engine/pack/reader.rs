@@ -176,7 +176,8 @@ impl PackView {
             if stored.len() > raw.len() || raw.is_empty() {
                 return Err("index block sizes are inconsistent".into());
             }
-            if stored.len() < raw.len() && raw.len() as u64 > (stored.len() as u64 + 64) * max_ratio(self.header.codec) {
+            if stored.len() < raw.len() && raw.len() as u64 > (stored.len() as u64 + 64) * max_ratio(self.header.codec)
+            {
                 return Err("index block claims an impossible decompressed size".into());
             }
         }
@@ -367,6 +368,39 @@ impl PackView {
         if range.is_empty() {
             return Ok(Vec::new());
         }
+        let (b, raw) = self.block_of(&range)?;
+        // A block stored raw is read in place: only the value is copied. A
+        // decoded block that is the value alone (a large value) is the value.
+        match self.block_bytes(b)? {
+            std::borrow::Cow::Owned(block) if range == raw => Ok(block),
+            block => Ok(crate::engine::memory::copy_of(&block[range.start - raw.start..range.end - raw.start])),
+        }
+    }
+
+    /// Several values, each block that holds one of them decoded once
+    /// (`items` in any order; results in the same order).
+    pub fn read_values(&self, items: &[usize]) -> Result<Vec<Vec<u8>>> {
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&n| self.value_range(items[n]).start);
+        let mut out = vec![Vec::new(); items.len()];
+        let mut decoded: Option<(usize, std::borrow::Cow<'_, [u8]>)> = None;
+        for n in order {
+            let range = self.value_range(items[n]);
+            if range.is_empty() {
+                continue;
+            }
+            let (b, raw) = self.block_of(&range)?;
+            if decoded.as_ref().is_none_or(|(at, _)| *at != b) {
+                decoded = Some((b, self.block_bytes(b)?));
+            }
+            let block = &decoded.as_ref().expect("decoded above").1;
+            out[n] = crate::engine::memory::copy_of(&block[range.start - raw.start..range.end - raw.start]);
+        }
+        Ok(out)
+    }
+
+    /// The block holding the raw `range` (one value), and its raw range.
+    fn block_of(&self, range: &Range<usize>) -> Result<(usize, Range<usize>)> {
         let index = self.index();
         let b = index.block_raw_ends.partition_point(|e| (e.to_native() as usize) <= range.start);
         if b >= index.block_raw_ends.len() {
@@ -376,11 +410,6 @@ impl PackView {
         if range.end > raw.end {
             return Err(Error::corrupted("value spans two blocks"));
         }
-        // A block stored raw is read in place: only the value is copied. A
-        // decoded block that is the value alone (a large value) is the value.
-        match self.block_bytes(b)? {
-            std::borrow::Cow::Owned(block) if range == raw => Ok(block),
-            block => Ok(crate::engine::memory::copy_of(&block[range.start - raw.start..range.end - raw.start])),
-        }
+        Ok((b, raw))
     }
 }

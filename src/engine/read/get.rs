@@ -20,6 +20,53 @@ impl Core {
             .map_err(missing_as_corrupt)
     }
 
+    /// The committed values of `keys` (results by position), reading each
+    /// pack whose key filter may hold one of them once, and each block that
+    /// holds several of them once.
+    pub(crate) fn get_many_committed(&self, scope: &str, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.with_current_manifest(|manifest, final_attempt| self.get_many_in(manifest, scope, keys, final_attempt))
+            .map_err(missing_as_corrupt)
+    }
+
+    fn get_many_in(
+        &self,
+        manifest: &Manifest,
+        scope: &str,
+        keys: &[&[u8]],
+        final_attempt: bool,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = vec![None; keys.len()];
+        let Some(meta) = manifest.scope(scope) else { return Ok(out) };
+        let hashes: Vec<(u64, u64)> = keys.iter().map(|k| bloom::key_hash(k)).collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        // Newest first; a key has one live copy, dead copies anywhere.
+        for pack in meta.packs.iter().rev() {
+            let maybe: Vec<usize> =
+                pending.iter().copied().filter(|&n| bloom::may_contain(&pack.bloom, hashes[n])).collect();
+            if maybe.is_empty() {
+                continue;
+            }
+            let view = self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))?;
+            let found: Vec<(usize, usize)> = maybe
+                .into_iter()
+                .filter_map(|n| view.find(keys[n]).filter(|&i| !pack.is_dead(i as u32)).map(|i| (n, i)))
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            let items: Vec<usize> = found.iter().map(|&(_, i)| i).collect();
+            let values = view.read_values(&items).inspect_err(|e| self.note_damage_of(pack.id, e, final_attempt))?;
+            for ((n, _), value) in found.into_iter().zip(values) {
+                out[n] = Some(value);
+            }
+            pending.retain(|&n| out[n].is_none());
+            if pending.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The committed value of `key` from state already held: the cached
     /// manifest while its file is unchanged, packs `get` has already opened
     /// and verified, at most one block of at most `BLOCK_SIZE` decoded.

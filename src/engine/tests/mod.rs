@@ -605,7 +605,10 @@ fn every_flipped_pack_byte_is_reported_corrupt() {
             let mut bytes = whole.clone();
             bytes[pos] ^= 0x20;
             let result = pack::reader::PackView::open(Arc::new(bytes), &pack.id, pack::reader::Verify::Full);
-            assert!(matches!(result, Err(Error::Corrupted { .. })), "{compression:?}: byte {pos} flipped went unnoticed");
+            assert!(
+                matches!(result, Err(Error::Corrupted { .. })),
+                "{compression:?}: byte {pos} flipped went unnoticed"
+            );
         }
         for len in [0, 10, 95, 96, 200, whole.len() - 1] {
             let result =
@@ -731,3 +734,36 @@ mod faults;
 mod fuzz_corpus;
 mod readers;
 mod staging;
+
+/// `get_many` answers exactly as one `get` per key would: across packs
+/// (overwritten and removed keys among them), unsaved updates first,
+/// missing and repeated keys included, results by position.
+#[test]
+fn get_many_answers_as_get_does_for_every_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(opts(tmp.path()));
+    let mut model = Model::new();
+    fill(&store, "s", &mut model, 0..120, 700);
+    store.save().unwrap();
+    fill(&store, "s", &mut model, 80..160, 300); // overwrites: dead copies in older packs
+    for i in (0..40).step_by(4) {
+        let key = format!("s/module/{i:06}.js").into_bytes();
+        store.remove("s", &key).unwrap();
+        model.remove(&key);
+    }
+    store.save().unwrap();
+    fill(&store, "s", &mut model, 150..170, 90); // unsaved
+    store.remove("s", b"s/module/000001.js").unwrap();
+    model.remove(&b"s/module/000001.js"[..]);
+    let mut keys: Vec<Vec<u8>> = (0..180u64).map(|i| format!("s/module/{i:06}.js").into_bytes()).collect();
+    keys.push(b"missing".to_vec());
+    keys.push(keys[100].clone());
+    let many = store.get_many("s", &keys).unwrap();
+    assert_eq!(many.len(), keys.len());
+    for (key, got) in keys.iter().zip(&many) {
+        assert_eq!(got.as_ref(), model.get(key), "{}", String::from_utf8_lossy(key));
+        assert_eq!(got, &store.get("s", key).unwrap());
+    }
+    assert_eq!(store.get_many("other", &keys[..3]).unwrap(), vec![None, None, None]);
+    assert!(store.get_many("s", &[]).unwrap().is_empty());
+}
