@@ -128,7 +128,7 @@ fn compacting_random_generations_keeps_every_live_value() {
     for generation in 0..24u64 {
         let mut o = Options::new(tmp.path(), "v1");
         o.pack_size = 256 << 10;
-        o.compression = compressions[(generation / 3) as usize % 3];
+        o.compression = compressions[(generation / 3) as usize % compressions.len()];
         let s = Store::open(o, Arc::new(RealFs)).unwrap();
         for _ in 0..if generation == 0 { 300 } else { 40 } {
             let key = format!("key-{:03}", next(300)).into_bytes();
