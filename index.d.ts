@@ -45,7 +45,7 @@ export declare class PackStorage {
    * has already opened is read on the calling thread (one block of at most
    * 64 KiB is decoded); anything else runs on the worker pool.
    */
-  get(scope: string, key: Buffer | string): Promise<Buffer | null>
+  get(scope: string, key: Buffer | Uint8Array | string): Promise<Buffer | null>
   /**
    * The values of `keys` in `scope`, in the order asked (`null` where
    * absent): unsaved updates first, then one pass over the packs whose
@@ -62,9 +62,9 @@ export declare class PackStorage {
    * is bound to it, so `const { set } = storage` works (not when a
    * subclass overrides `set`: its override is what gets called).
    */
-  set(scope: string, key: Buffer | string, value: Buffer | Uint8Array): void
+  set(scope: string, key: Buffer | Uint8Array | string, value: Buffer | Uint8Array): void
   /** Records the removal of `key` in memory; `save()` persists it. No I/O. */
-  remove(scope: string, key: Buffer | string): void
+  remove(scope: string, key: Buffer | Uint8Array | string): void
   /**
    * Commits the updates made before this call as a new generation. Later
    * `set()`s go into the next save; overlapping saves commit in call order.

@@ -152,7 +152,7 @@ impl PackStorage {
     /// 64 KiB is decoded); anything else runs on the worker pool.
     #[napi(
         catch_unwind,
-        ts_args_type = "scope: string, key: Buffer | string",
+        ts_args_type = "scope: string, key: Buffer | Uint8Array | string",
         ts_return_type = "Promise<Buffer | null>"
     )]
     pub fn get<'e>(&self, env: &'e Env, scope: Unknown, key: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
@@ -195,13 +195,13 @@ impl PackStorage {
     /// that fills a chunk does that itself (a few ms). Each instance's `set`
     /// is bound to it, so `const { set } = storage` works (not when a
     /// subclass overrides `set`: its override is what gets called).
-    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string, value: Buffer | Uint8Array")]
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | Uint8Array | string, value: Buffer | Uint8Array")]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
         set_on(&self.store, &env, &scope, &key, &value)
     }
 
     /// Records the removal of `key` in memory; `save()` persists it. No I/O.
-    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | string")]
+    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | Uint8Array | string")]
     pub fn remove(&self, env: Env, scope: Unknown, key: Unknown) -> Result<()> {
         let scope = args::string(&env, &scope, "scope")?;
         let key = args::key(&env, &key)?;
