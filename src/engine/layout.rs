@@ -53,11 +53,9 @@ pub fn stage_file_owner(name: &str) -> Option<(&str, bool)> {
     (is_hex(owner) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((owner, false))
 }
 
-/// A temp file name nobody can guess ahead: `<base>.tmp-<16 hex>`, the hex
-/// a hash of the process id, a counter, the time and the std library's
-/// per-process random hash keys. (It is created exclusively, too: a file or
-/// symlink planted under a name that was guessed is never written through.)
-pub fn temp_name(base: &str) -> String {
+/// 16 hex digits nobody can guess ahead: a hash of the process id, a
+/// counter, the time and the std library's per-process random hash keys.
+pub fn unguessable_hex() -> String {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = blake3::Hasher::new();
@@ -68,7 +66,14 @@ pub fn temp_name(base: &str) -> String {
     let mut keyed = std::collections::hash_map::RandomState::new().build_hasher();
     keyed.write_u64(0);
     h.update(&keyed.finish().to_le_bytes());
-    format!("{base}.tmp-{}", &h.finalize().to_hex()[..16])
+    h.finalize().to_hex()[..16].to_owned()
+}
+
+/// A temp file name nobody can guess ahead: `<base>.tmp-<16 hex>`. (It is
+/// created exclusively, too: a file or symlink planted under a name that
+/// was guessed is never written through.)
+pub fn temp_name(base: &str) -> String {
+    format!("{base}.tmp-{}", unguessable_hex())
 }
 
 /// Names `temp_name` makes for the files packcache writes through a temp

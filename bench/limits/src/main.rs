@@ -4,14 +4,14 @@
 //!    (zstd at level 1, or LZ4).
 //! Prints one JSON line (milliseconds, medians of 5 runs).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use packcache::engine::pack::format::BLOCK_SIZE;
 use packcache::engine::pack::format::Codec;
-use packcache::engine::pack::reader::{PackView, Verify};
+use packcache_limits::{decode, median, open, packs};
 
 fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> usize + Sync) -> usize {
     let next = AtomicUsize::new(0);
@@ -29,30 +29,6 @@ fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> usize + Sync) -> usize {
     total.into_inner()
 }
 
-fn packs(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
-        .collect();
-    out.sort();
-    out
-}
-
-fn decode(path: &PathBuf) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap();
-    let id: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
-    let view = PackView::open(Arc::new(bytes), &id, Verify::IndexOnly).unwrap();
-    let mut out = vec![0u8; view.body_raw_len()];
-    view.decode_into(&mut out).unwrap();
-    out
-}
-
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    runs[runs.len() / 2]
-}
-
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: limits <packcache version dir>"));
     let files = packs(&dir);
@@ -63,13 +39,9 @@ fn main() {
         raw_total = parallel(&files, |p| decode(p).len());
         decode_runs.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let bodies: Vec<Vec<u8>> = files.iter().map(decode).collect();
+    let bodies: Vec<Vec<u8>> = files.iter().map(|p| decode(p)).collect();
     let blocks: Vec<&[u8]> = bodies.iter().flat_map(|b| b.chunks(BLOCK_SIZE)).collect();
-    let codec = files.first().map_or(Codec::Zstd, |p| {
-        let bytes = std::fs::read(p).unwrap();
-        let id: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
-        PackView::open(Arc::new(bytes), &id, Verify::IndexOnly).unwrap().codec()
-    });
+    let codec = files.first().map_or(Codec::Zstd, |p| open(p).codec());
     let encode = |b: &&[u8]| match codec {
         Codec::Zstd => zstd::bulk::compress(b, 1).unwrap().len(),
         Codec::Lz4 => lz4_flex::block::compress(b).len(),

@@ -3,12 +3,11 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::engine::fs::{Fs, LockGuard};
-use crate::engine::layout::{stage_file_name, stage_lock_name};
+use crate::engine::layout::{stage_file_name, stage_lock_name, unguessable_hex};
 use crate::engine::pack::writer::EncodedPack;
 
 /// Stage files: packs encoded before their save, kept on disk instead of in
@@ -65,7 +64,7 @@ impl Spill {
     fn claim(&self) -> Option<Owner> {
         self.fs.create_dir_all(&self.dir).ok()?;
         crate::engine::layout::check_not_link(&*self.fs, &self.dir).ok()?;
-        let name = fresh_owner_name();
+        let name = unguessable_hex();
         let lock = self.fs.try_lock(&self.dir.join(stage_lock_name(&name))).ok()??;
         Some(Owner { name, _lock: lock, next: 0, live: HashSet::new() })
     }
@@ -121,16 +120,4 @@ impl Spill {
             *state = OwnerState::None;
         }
     }
-}
-
-/// 16 hex digits, unique across processes in practice: a hash of the
-/// process id, the time and a per-process counter.
-fn fresh_owner_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = blake3::Hasher::new();
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    h.update(&now.as_nanos().to_le_bytes());
-    h.finalize().to_hex()[..16].to_owned()
 }

@@ -5,39 +5,17 @@
 //! and the ratio raw / stored. Prints one JSON line per codec.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use packcache::engine::pack::format::BLOCK_SIZE;
-use packcache::engine::pack::reader::{PackView, Verify};
+use packcache_limits::{decode, median, packs};
 
 fn bodies(dir: &Path) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|path| {
-            let bytes = std::fs::read(path).unwrap();
-            let id: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
-            let view = PackView::open(Arc::new(bytes), &id, Verify::IndexOnly).unwrap();
-            let mut out = vec![0u8; view.body_raw_len()];
-            view.decode_into(&mut out).unwrap();
-            out
-        })
-        .collect()
+    packs(dir).iter().map(|p| decode(p)).collect()
 }
 
 type Encode = fn(&[u8], &mut Vec<u8>);
 type Decode = fn(&[u8], &mut [u8]);
-
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    runs[runs.len() / 2]
-}
 
 fn zstd_at(level: i32) -> impl Fn(&[u8], &mut Vec<u8>) {
     move |block, out| {
