@@ -272,6 +272,11 @@ unsafe fn part_buffer(
     bytes: Bytes,
     mut offsets: Vec<usize>,
 ) -> Result<Option<(sys::napi_value, Vec<usize>)>> {
+    if offsets.is_empty() {
+        // No live pair: nothing to point into.
+        // SAFETY: `env` as for this function.
+        return Ok(Some((unsafe { copied(env, &[])? }, offsets)));
+    }
     let (lo, hi) = span(&offsets);
     if hi - lo > ctx.max_len {
         return Ok(None);
