@@ -40,8 +40,8 @@ function explained(error) {
     `packcache has no prebuilt binary for ${name} (${detected}). ` +
     `Prebuilt binaries exist for: ${supported.join(', ')}. ` +
     'To build one from source, install Rust (https://rustup.rs) and Node, then in a clone of ' +
-    'https://github.com/packcache/packcache run `npm install && npm run build`: it writes ' +
-    `packcache.${name}.node beside index.js.`
+    'https://github.com/packcache/packcache run `npm install && npm run build`, then ' +
+    `require the packcache.${name}.node file it writes (the addon itself: PackStorage, hash).`
   const better = new Error(message, { cause: error })
   better.code = 'PACKCACHE_UNSUPPORTED_PLATFORM'
   return better
