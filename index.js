@@ -837,3 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.PackStorage = nativeBinding.PackStorage
 module.exports.hash = nativeBinding.hash
+module.exports.PackcacheErrorCode = nativeBinding.PackcacheErrorCode

@@ -75,3 +75,24 @@ pub(crate) fn in_scope(scope: &str, e: engine::Error) -> engine::Error {
         other => other,
     }
 }
+
+/// The `code` of every error packcache throws or rejects with (README,
+/// "Error codes").
+#[allow(non_camel_case_types, dead_code)]
+#[napi_derive::napi(string_enum)]
+pub enum PackcacheErrorCode {
+    /// Bytes on disk failed a checksum or structural check.
+    PACKCACHE_CORRUPT,
+    /// A bad argument or option; a wrong JS type throws a `TypeError` with it.
+    PACKCACHE_INVALID_ARG,
+    /// `save()` or `reset()` on a `readonly` instance.
+    PACKCACHE_READONLY,
+    /// The OS refused; its error is in the message.
+    PACKCACHE_IO,
+    /// A call after `close()`.
+    PACKCACHE_CLOSED,
+    /// A bug in packcache.
+    PACKCACHE_INTERNAL,
+    /// `require('packcache')` where no prebuilt binary fits (thrown by `loader.js`).
+    PACKCACHE_UNSUPPORTED_PLATFORM,
+}
