@@ -89,8 +89,30 @@ export declare class PackStorage {
   close(): Promise<void>
 }
 
+/**
+ * Deletes the versions under `root` unused for longer than `expireMs`, as a
+ * save's expiry does (never one open anywhere); with `dryRun`, only lists
+ * them. Resolves with the directories deleted (or that would be).
+ */
+export declare function expireVersions(root: string, expireMs: number, dryRun: boolean): Promise<string[]>
+
 /** blake3 of `data` (a string is hashed as its UTF-8 bytes): 64 lowercase hex chars. */
 export declare function hash(data: Buffer | Uint8Array | string): string
+
+/** Every version directory under `root`, with its scopes (reads only). */
+export declare function inspect(root: string): Promise<VersionStats[]>
+
+/** A key of a scope and the size of its value. */
+export interface KeyInfo {
+  key: Buffer
+  size: number
+}
+
+/**
+ * The live keys of `scope` in the version directory `dir` under `root`,
+ * sorted, with their value sizes (reads only the packs' indexes).
+ */
+export declare function listKeys(root: string, dir: string, scope: string): Promise<KeyInfo[]>
 
 /**
  * The `code` of every error packcache throws or rejects with (README,
@@ -111,6 +133,14 @@ export declare const enum PackcacheErrorCode {
   PACKCACHE_INTERNAL = 'PACKCACHE_INTERNAL',
   /** `require('packcache')` where no prebuilt binary fits (thrown by `loader.js`). */
   PACKCACHE_UNSUPPORTED_PLATFORM = 'PACKCACHE_UNSUPPORTED_PLATFORM',
+}
+
+/** A pack (or manifest) that failed its checks. */
+export interface PackDamage {
+  dir: string
+  scope: string
+  pack: string
+  error: string
 }
 
 /** Options of `new PackStorage(options)`. */
@@ -162,4 +192,45 @@ export interface SaveStats {
   packsRemoved: number
   /** Version directories deleted by `expire`. */
   versionsExpired: number
+}
+
+/** One scope of a version, as its manifest describes it. */
+export interface ScopeStats {
+  name: string
+  /** Live items. */
+  items: number
+  /** Raw bytes (keys and values) of the live items. */
+  rawBytes: number
+  packs: number
+  /** Bytes of the scope's pack files. */
+  diskBytes: number
+}
+
+/**
+ * Checks every block of every pack of every version under `root` against
+ * its checksum (reads only).
+ */
+export declare function verify(root: string): Promise<VerifyReport>
+
+/** What `verify` checked and found. */
+export interface VerifyReport {
+  packs: number
+  damaged: Array<PackDamage>
+}
+
+/** One version directory of a cache. */
+export interface VersionStats {
+  /** The directory's name (`pc3-` and 32 hex digits). */
+  dir: string
+  /** The version string, when the manifest could be read. */
+  version?: string
+  /** When a store last used it: ms since the epoch (the manifest's mtime). */
+  lastUsed?: number
+  /** Commits so far. */
+  generation: number
+  scopes: Array<ScopeStats>
+  /** Bytes of every file of the directory. */
+  diskBytes: number
+  /** Why the manifest could not be read, if it could not. */
+  error?: string
 }

@@ -836,5 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.PackStorage = nativeBinding.PackStorage
+module.exports.expireVersions = nativeBinding.expireVersions
 module.exports.hash = nativeBinding.hash
+module.exports.inspect = nativeBinding.inspect
+module.exports.listKeys = nativeBinding.listKeys
 module.exports.PackcacheErrorCode = nativeBinding.PackcacheErrorCode
+module.exports.verify = nativeBinding.verify

@@ -22,6 +22,7 @@ pub mod fs;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod gc;
+pub mod inspect;
 pub mod keyhash;
 pub mod layout;
 pub mod manifest;

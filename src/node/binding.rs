@@ -43,7 +43,7 @@ impl From<engine::SaveStats> for SaveStats {
 
 /// Runs `job` on the blocking pool and settles a Promise with `to_js(result)`,
 /// or rejects with a coded error. A panic in `job` becomes `PACKCACHE_INTERNAL`.
-fn run<'e, T, V>(
+pub(crate) fn run<'e, T, V>(
     env: &'e Env,
     job: impl FnOnce() -> engine::Result<T> + Send + 'static,
     to_js: impl FnOnce(T) -> V + 'static,

@@ -9,6 +9,7 @@ mod args;
 pub mod binding;
 mod convert;
 mod fast;
+mod inspect;
 mod js_errors;
 mod options;
 mod receiver;
