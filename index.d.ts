@@ -80,6 +80,11 @@ export declare class PackStorage {
   save(): Promise<SaveStats>
   /** Drops one scope (and its unsaved updates), or everything of this version. */
   reset(scope?: string): Promise<void>
+  /**
+   * What the last finished `load`, `loadMany` or `loadColumns` of this
+   * instance read and handed out; `null` before the first.
+   */
+  loadStats(): LoadStats | null
   /** Names of scopes that hold data (committed or unsaved), sorted. */
   scopes(): Promise<string[]>
   /**
@@ -113,6 +118,26 @@ export interface KeyInfo {
  * sorted, with their value sizes (reads only the packs' indexes).
  */
 export declare function listKeys(root: string, dir: string, scope: string): Promise<KeyInfo[]>
+
+/** What the last finished load of an instance read and handed out. */
+export interface LoadStats {
+  /** Scopes asked for. */
+  scopes: number
+  /** Pairs handed out (committed and unsaved). */
+  items: number
+  /** Their keys and values, in bytes. */
+  rawBytes: number
+  /** Pack files read, and their bytes on disk. */
+  packs: number
+  readBytes: number
+  /**
+   * Milliseconds from reading the manifest to the last pack decoded (the
+   * JS side's conversion to pairs runs on after it).
+   */
+  ms: number
+  /** Threads the decoding could use. */
+  threads: number
+}
 
 /**
  * The `code` of every error packcache throws or rejects with (README,

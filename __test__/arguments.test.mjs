@@ -69,7 +69,7 @@ test('methods called on a foreign receiver throw a coded TypeError', async (t) =
   const root = tempRoot(t)
   const s = new PackStorage({ root, version: '1' })
   const proto = PackStorage.prototype
-  for (const name of ['load', 'loadMany', 'loadColumns', 'get', 'getMany', 'remove', 'save', 'reset', 'scopes', 'close', 'set']) {
+  for (const name of ['load', 'loadMany', 'loadColumns', 'get', 'getMany', 'remove', 'save', 'reset', 'scopes', 'close', 'loadStats', 'set']) {
     for (const receiver of [{}, Object.create(proto), undefined, 42]) {
       assert.throws(() => proto[name].call(receiver, 's', 'k', Buffer.alloc(1)), {
         name: 'TypeError',

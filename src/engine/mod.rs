@@ -25,6 +25,7 @@ pub mod gc;
 pub mod inspect;
 pub mod keyhash;
 pub mod layout;
+pub mod log;
 pub mod manifest;
 pub(crate) mod memory;
 pub mod pack;

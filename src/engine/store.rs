@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use crate::engine::core::{validate_key, validate_scope, Core};
 pub use crate::engine::core::{
@@ -14,8 +15,10 @@ pub use crate::engine::core::{
 use crate::engine::error::{Error, Result};
 use crate::engine::fs::{Fs, LockGuard};
 use crate::engine::layout::{self, USERS_NAME};
+use crate::engine::log;
+use crate::engine::pack::writer::Compression;
 use crate::engine::pairs::{LoadEvent, LoadedScope};
-use crate::engine::read::load::LoadPlan;
+use crate::engine::read::load::{LoadPlan, LoadStats};
 use crate::engine::unsaved::stage::StageConfig;
 use crate::engine::unsaved::updates::{Batch, Overlay, Pending};
 use crate::engine::unsaved::{self, STALE_RETRIES};
@@ -35,11 +38,16 @@ pub struct Store {
     /// open: expiry deletes a version only when it can lock that file
     /// exclusively, so no version in use anywhere is deleted.
     users: Mutex<Option<Box<dyn LockGuard>>>,
+    /// The last load that finished.
+    last_load: Mutex<Option<LoadStats>>,
 }
 
 impl Store {
     pub fn open(opts: Options, fs: Arc<dyn Fs>) -> Result<Store> {
         let core = Core::open(opts, fs)?;
+        log::line(|| {
+            format!("open {} ({:?}, {})", core.dir.display(), core.opts.version, codec_name(core.opts.compression))
+        });
         let users = Mutex::new(hold_version(&*core.fs, &core.dir, core.opts.readonly));
         Ok(Store {
             core,
@@ -49,6 +57,7 @@ impl Store {
             turn: Mutex::new(0),
             turn_cv: Condvar::new(),
             users,
+            last_load: Mutex::new(None),
         })
     }
 
@@ -226,6 +235,7 @@ impl Store {
     /// Commits a queued batch after every earlier one. On failure the batch's
     /// updates go back to the pending maps, so a later save retries them.
     pub fn finish(&self, batch: Arc<Batch>) -> Result<SaveStats> {
+        let started = Instant::now();
         let mut turn = self.turn.lock().unwrap();
         while *turn != batch.seq {
             turn = self.turn_cv.wait(turn).unwrap();
@@ -242,6 +252,19 @@ impl Store {
         }
         *self.turn.lock().unwrap() += 1;
         self.turn_cv.notify_all();
+        log::line(|| match &result {
+            Ok(s) => format!(
+                "save: generation {}, {} packs written ({}, {} items), {} packs removed, {} versions expired, {:.1} ms",
+                s.generation,
+                s.packs_written,
+                log::mib(s.bytes_written),
+                s.items_written,
+                s.packs_removed,
+                s.versions_expired,
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => format!("save failed: {e}"),
+        });
         result
     }
 
@@ -281,9 +304,44 @@ impl Store {
     }
 
     /// Verifies and decodes a prepared load on all cores, calling `sink`
-    /// (from worker threads) with each part as soon as it is ready.
+    /// (from worker threads) with each part as soon as it is ready; then
+    /// records the load's [`LoadStats`] (`last_load`).
     pub fn decode(&self, plan: LoadPlan, sink: impl Fn(LoadEvent) + Sync) {
-        self.core.decode(plan, sink)
+        let started = Instant::now();
+        let (packs, read_bytes) = plan.reads();
+        let scopes = plan.scope_count();
+        let (items, raw_bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+        self.core.decode(plan, |event| {
+            if let LoadEvent::Part { part, .. } = &event {
+                items.fetch_add(part.pairs.len() as u64, Ordering::Relaxed);
+                let bytes: usize = part.pairs.iter().map(|[ks, ke, vs, ve]| ke - ks + ve - vs).sum();
+                raw_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+            sink(event)
+        });
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stats = LoadStats {
+            scopes,
+            items: items.into_inner(),
+            raw_bytes: raw_bytes.into_inner(),
+            packs,
+            read_bytes,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            threads: cores.min(packs.max(1)),
+        };
+        log::line(|| {
+            let (raw, read) = (log::mib(stats.raw_bytes), log::mib(stats.read_bytes));
+            format!(
+                "load {} scopes: {} items, {raw} raw, {} packs, {read} read, {:.1} ms",
+                stats.scopes, stats.items, stats.packs, stats.ms
+            )
+        });
+        *self.last_load.lock().unwrap() = Some(stats);
+    }
+
+    /// What the last finished load read and handed out.
+    pub fn last_load(&self) -> Option<LoadStats> {
+        self.last_load.lock().unwrap().clone()
     }
 
     pub fn load(&self, scope: &str) -> Result<LoadedScope> {
@@ -315,4 +373,12 @@ fn hold_version(fs: &dyn Fs, dir: &Path, readonly: bool) -> Option<Box<dyn LockG
         }
     }
     None
+}
+
+fn codec_name(compression: Compression) -> String {
+    match compression {
+        Compression::None => "none".into(),
+        Compression::Lz4 => "lz4".into(),
+        Compression::Zstd(level) => format!("zstd {level}"),
+    }
 }

@@ -91,6 +91,25 @@ where
     )
 }
 
+/// What the last finished load of an instance read and handed out.
+#[napi(object)]
+pub struct LoadStats {
+    /// Scopes asked for.
+    pub scopes: u32,
+    /// Pairs handed out (committed and unsaved).
+    pub items: f64,
+    /// Their keys and values, in bytes.
+    pub raw_bytes: f64,
+    /// Pack files read, and their bytes on disk.
+    pub packs: u32,
+    pub read_bytes: f64,
+    /// Milliseconds from reading the manifest to the last pack decoded (the
+    /// JS side's conversion to pairs runs on after it).
+    pub ms: f64,
+    /// Threads the decoding could use.
+    pub threads: u32,
+}
+
 /// A persistent build cache on one directory and version.
 ///
 /// Errors carry a stable `code`: `PACKCACHE_CORRUPT` (bytes on disk failed a
@@ -227,6 +246,21 @@ impl PackStorage {
         let batch = self.store.begin_reset(scope.as_deref());
         let store = self.store.clone();
         run(env, move || store.finish(batch?).map(|_| ()), |v| v)
+    }
+
+    /// What the last finished `load`, `loadMany` or `loadColumns` of this
+    /// instance read and handed out; `null` before the first.
+    #[napi(catch_unwind, ts_return_type = "LoadStats | null")]
+    pub fn load_stats(&self) -> Option<LoadStats> {
+        self.store.last_load().map(|s| LoadStats {
+            scopes: s.scopes as u32,
+            items: s.items as f64,
+            raw_bytes: s.raw_bytes as f64,
+            packs: s.packs as u32,
+            read_bytes: s.read_bytes as f64,
+            ms: s.ms,
+            threads: s.threads as u32,
+        })
     }
 
     /// Names of scopes that hold data (committed or unsaved), sorted.

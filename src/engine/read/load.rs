@@ -73,7 +73,29 @@ pub struct LoadPlan {
     packs_per_scope: Vec<usize>,
 }
 
+/// What a load read and handed out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadStats {
+    pub scopes: usize,
+    /// Pairs handed out (committed and unsaved).
+    pub items: u64,
+    /// Their keys and values, in bytes.
+    pub raw_bytes: u64,
+    /// Packs read, and their bytes on disk.
+    pub packs: usize,
+    pub read_bytes: u64,
+    /// From the manifest read to the last part decoded (not the JS side).
+    pub ms: f64,
+    /// Threads the decoding could use (cores shared by concurrent loads).
+    pub threads: usize,
+}
+
 impl LoadPlan {
+    /// Packs to read and their bytes on disk.
+    pub fn reads(&self) -> (usize, u64) {
+        (self.jobs.len(), self.jobs.iter().map(|j| self.meta(j).file_len).sum())
+    }
+
     pub fn scope_count(&self) -> usize {
         self.shadowed.len()
     }
