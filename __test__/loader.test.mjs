@@ -17,7 +17,7 @@ function requireAs(platform, arch) {
 }
 
 test('on a platform without a binary the error names it, lists the supported ones and says how to build', () => {
-  for (const [platform, arch, name] of [['aix', 'ppc64', 'aix-ppc64'], ['linux', 'riscv64', 'linux-riscv64-gnu'], ['win32', 'arm64', 'win32-arm64-msvc']]) {
+  for (const [platform, arch, name] of [['aix', 'ppc64', 'aix-ppc64'], ['linux', 'riscv64', 'linux-riscv64-gnu'], ['freebsd', 'x64', 'freebsd-x64']]) {
     const out = JSON.parse(requireAs(platform, arch))
     assert.equal(out.code, 'PACKCACHE_UNSUPPORTED_PLATFORM')
     assert.match(out.message, new RegExp(`no prebuilt binary for ${name} \\(platform ${platform}, arch ${arch}`))
