@@ -1,0 +1,183 @@
+// End to end, as a user installs packcache: a real npm registry (verdaccio)
+// on 127.0.0.1, the root package and this machine's platform package
+// (the addon `npm run build` made) published to it, packcache installed
+// from it into a fresh project with `cargo` off PATH, then used from CJS
+// and ESM and type-checked with `tsc --strict`. Exit 0 when all of it works.
+//
+// Only the host's platform package is published (cross-built ones come
+// from the release workflow), so the staged root pins only that one.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import net from 'node:net'
+import { spawn, execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..')
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'packcache-e2e-'))
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
+const log = (line) => console.log(`e2e: ${line}`)
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function startRegistry(port) {
+  const storage = path.join(work, 'storage')
+  const config = path.join(work, 'verdaccio.yaml')
+  fs.writeFileSync(config, [
+    `storage: ${storage}`,
+    'auth:',
+    '  htpasswd:',
+    `    file: ${path.join(work, 'htpasswd')}`,
+    '    max_users: 10',
+    'uplinks: {}',
+    'packages:',
+    "  '**':",
+    '    access: $all',
+    '    publish: $authenticated',
+    'log: { type: stdout, format: pretty, level: warn }',
+    '',
+  ].join('\n'))
+  const bin = path.join(root, 'node_modules', 'verdaccio', 'bin', 'verdaccio')
+  const child = spawn(process.execPath, [bin, '--config', config, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (d) => (output += d))
+  child.stderr.on('data', (d) => (output += d))
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/-/ping`)).ok) return child
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  child.kill()
+  throw new Error(`verdaccio did not start:\n${output}`)
+}
+
+async function token(registry) {
+  const res = await fetch(`${registry}/-/user/org.couchdb.user:e2e`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'e2e', password: 'e2e-password', type: 'user' }),
+  })
+  if (!res.ok) throw new Error(`registering a user: ${res.status} ${await res.text()}`)
+  return (await res.json()).token
+}
+
+/** The platform package directory of this machine, with its addon copied in. */
+function stagePlatform() {
+  const nodes = fs.readdirSync(root).filter((f) => /^packcache\..+\.node$/.test(f))
+  if (nodes.length !== 1) throw new Error(`expected one built addon in ${root}, found: ${nodes.join(', ') || 'none'} (run npm run build)`)
+  const platform = nodes[0].slice('packcache.'.length, -'.node'.length)
+  const dir = path.join(work, `platform-${platform}`)
+  fs.cpSync(path.join(root, 'npm', platform), dir, { recursive: true })
+  fs.copyFileSync(path.join(root, nodes[0]), path.join(dir, nodes[0]))
+  return { dir, name: JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name }
+}
+
+/** The root package as `npm pack` would ship it, pinning `platformName`. */
+function stageRoot(platformName) {
+  const dir = path.join(work, 'root')
+  fs.mkdirSync(dir)
+  for (const file of pkg.files) {
+    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true })
+    fs.copyFileSync(path.join(root, file), path.join(dir, file))
+  }
+  const staged = { ...pkg, optionalDependencies: { [platformName]: pkg.version } }
+  delete staged.devDependencies
+  delete staged.scripts
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(staged, null, 2))
+  return dir
+}
+
+/** PATH without any directory that holds cargo. */
+function pathWithoutCargo() {
+  return process.env.PATH.split(path.delimiter)
+    .filter((d) => !fs.existsSync(path.join(d, 'cargo')))
+    .join(path.delimiter)
+}
+
+const APP_CJS = `const assert = require('node:assert')
+const { PackStorage, hash } = require('packcache')
+;(async () => {
+  const s = new PackStorage({ root: process.argv[2], version: 'e2e' })
+  s.set('modules', 'a.js', Buffer.from('export default 1'))
+  await s.save()
+  const pairs = await new PackStorage({ root: process.argv[2], version: 'e2e' }).load('modules')
+  assert.deepEqual(pairs.map(([k, v]) => [k.toString(), v.toString()]), [['a.js', 'export default 1']])
+  assert.equal(hash('x').length, 64)
+  console.log('cjs ok')
+})()
+`
+const APP_ESM = `import assert from 'node:assert'
+import { PackStorage } from 'packcache'
+const s = new PackStorage({ root: process.argv[2], version: 'e2e' })
+assert.equal((await s.get('modules', 'a.js')).toString(), 'export default 1')
+s.set('modules', 'b.js', Buffer.from('2'))
+await s.save()
+assert.equal((await s.loadMany(['modules']))[0].length, 2)
+console.log('esm ok')
+`
+const APP_TS = `import { PackStorage, type PackcacheError } from 'packcache'
+export async function use(root: string): Promise<number> {
+  const s = new PackStorage({ root, version: 'e2e', compression: 'lz4' })
+  s.set('m', new Uint8Array([1]), Buffer.from('v'))
+  try {
+    return (await s.save()).generation
+  } catch (e) {
+    throw new Error((e as PackcacheError).code)
+  }
+}
+`
+
+const port = await freePort()
+const registry = `http://127.0.0.1:${port}`
+const server = await startRegistry(port)
+try {
+  log(`registry at ${registry}`)
+  const npmrc = path.join(work, 'npmrc')
+  fs.writeFileSync(npmrc, `registry=${registry}/\n//127.0.0.1:${port}/:_authToken=${await token(registry)}\n`)
+  const npm = (args, cwd, env = process.env) =>
+    execFileSync('npm', [...args, '--userconfig', npmrc, '--no-audit', '--no-fund'], { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  const platform = stagePlatform()
+  npm(['publish'], platform.dir)
+  log(`published ${platform.name}@${pkg.version}`)
+  npm(['publish'], stageRoot(platform.name))
+  log(`published packcache@${pkg.version}`)
+
+  const app = path.join(work, 'app')
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+  const env = { ...process.env, PATH: pathWithoutCargo() }
+  try {
+    execFileSync('cargo', ['--version'], { env, stdio: 'ignore' })
+    throw new Error('cargo is still on PATH')
+  } catch (e) {
+    if (e.message === 'cargo is still on PATH') throw e
+  }
+  npm(['install', `packcache@${pkg.version}`], app, env)
+  const installed = fs.readdirSync(path.join(app, 'node_modules'))
+  log(`installed without cargo: ${installed.filter((n) => n.startsWith('packcache')).join(', ')}`)
+  fs.writeFileSync(path.join(app, 'cjs.js'), APP_CJS)
+  fs.writeFileSync(path.join(app, 'esm.mjs'), APP_ESM)
+  const cache = path.join(work, 'cache')
+  log(execFileSync(process.execPath, ['cjs.js', cache], { cwd: app, env, encoding: 'utf8' }).trim())
+  log(execFileSync(process.execPath, ['esm.mjs', cache], { cwd: app, env, encoding: 'utf8' }).trim())
+  fs.writeFileSync(path.join(app, 'use.ts'), APP_TS)
+  fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', types: ['node'], typeRoots: [path.join(root, 'node_modules', '@types')] },
+    files: ['use.ts'],
+  }))
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], { env, encoding: 'utf8' })
+  log('use.ts type-checks under tsc --strict')
+  const cli = execFileSync(path.join(app, 'node_modules', '.bin', 'packcache'), ['stats', cache, '--json'], { env, encoding: 'utf8' })
+  log(`the packcache command: ${JSON.parse(cli).length} version(s) in the cache`)
+} finally {
+  server.kill()
+  fs.rmSync(work, { recursive: true, force: true })
+}
