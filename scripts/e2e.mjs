@@ -4,8 +4,10 @@
 // from it into a fresh project with `cargo` off PATH, then used from CJS
 // and ESM and type-checked with `tsc --strict`. Exit 0 when all of it works.
 //
-// Only the host's platform package is published (cross-built ones come
-// from the release workflow), so the staged root pins only that one.
+// Every platform package whose addon is at hand is published: the host's
+// (made by `npm run build`) and those `scripts/cross-build.sh` made in
+// target/platforms/ (linux-arm64-gnu, linux-x64-musl); the staged root pins
+// exactly those, and npm installs the one that fits this machine.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -69,26 +71,42 @@ async function token(registry) {
   return (await res.json()).token
 }
 
-/** The platform package directory of this machine, with its addon copied in. */
-function stagePlatform() {
-  const nodes = fs.readdirSync(root).filter((f) => /^packcache\..+\.node$/.test(f))
-  if (nodes.length !== 1) throw new Error(`expected one built addon in ${root}, found: ${nodes.join(', ') || 'none'} (run npm run build)`)
-  const platform = nodes[0].slice('packcache.'.length, -'.node'.length)
-  const dir = path.join(work, `platform-${platform}`)
-  fs.cpSync(path.join(root, 'npm', platform), dir, { recursive: true })
-  fs.copyFileSync(path.join(root, nodes[0]), path.join(dir, nodes[0]))
-  return { dir, name: JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name }
+/** Each platform package with its addon copied in: the host's, and any cross-built ones. */
+function stagePlatforms() {
+  const found = []
+  for (const dir of [root, path.join(root, 'target', 'platforms')]) {
+    if (!fs.existsSync(dir)) continue
+    for (const f of fs.readdirSync(dir).filter((f) => /^packcache\..+\.node$/.test(f))) found.push(path.join(dir, f))
+  }
+  const host = found.filter((f) => path.dirname(f) === root)
+  if (host.length !== 1) throw new Error(`expected one built addon in ${root}, found ${host.length} (run npm run build)`)
+  return found.map((file) => {
+    const platform = path.basename(file).slice('packcache.'.length, -'.node'.length)
+    const dir = path.join(work, `platform-${platform}`)
+    fs.cpSync(path.join(root, 'npm', platform), dir, { recursive: true })
+    fs.copyFileSync(file, path.join(dir, path.basename(file)))
+    return { dir, platform, name: JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name, machine: elfMachine(file) }
+  })
+}
+
+/** The ELF machine of an addon: x86-64 62, aarch64 183. */
+function elfMachine(file) {
+  const head = Buffer.alloc(20)
+  const fd = fs.openSync(file, 'r')
+  fs.readSync(fd, head, 0, 20, 0)
+  fs.closeSync(fd)
+  return head.readUInt16LE(18)
 }
 
 /** The root package as `npm pack` would ship it, pinning `platformName`. */
-function stageRoot(platformName) {
+function stageRoot(platformNames) {
   const dir = path.join(work, 'root')
   fs.mkdirSync(dir)
   for (const file of pkg.files) {
     fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true })
     fs.copyFileSync(path.join(root, file), path.join(dir, file))
   }
-  const staged = { ...pkg, optionalDependencies: { [platformName]: pkg.version } }
+  const staged = { ...pkg, optionalDependencies: Object.fromEntries(platformNames.map((n) => [n, pkg.version])) }
   delete staged.devDependencies
   delete staged.scripts
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(staged, null, 2))
@@ -144,10 +162,14 @@ try {
   fs.writeFileSync(npmrc, `registry=${registry}/\n//127.0.0.1:${port}/:_authToken=${await token(registry)}\n`)
   const npm = (args, cwd, env = process.env) =>
     execFileSync('npm', [...args, '--userconfig', npmrc, '--no-audit', '--no-fund'], { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  const platform = stagePlatform()
-  npm(['publish'], platform.dir)
-  log(`published ${platform.name}@${pkg.version}`)
-  npm(['publish'], stageRoot(platform.name))
+  const platforms = stagePlatforms()
+  for (const p of platforms) {
+    const expected = p.platform.includes('arm64') ? 183 : 62
+    if (p.machine !== expected) throw new Error(`${p.name}: ELF machine ${p.machine}, expected ${expected}`)
+    npm(['publish'], p.dir)
+    log(`published ${p.name}@${pkg.version} (ELF machine ${p.machine})`)
+  }
+  npm(['publish'], stageRoot(platforms.map((p) => p.name)))
   log(`published packcache@${pkg.version}`)
 
   const app = path.join(work, 'app')
@@ -161,8 +183,12 @@ try {
     if (e.message === 'cargo is still on PATH') throw e
   }
   npm(['install', `packcache@${pkg.version}`], app, env)
-  const installed = fs.readdirSync(path.join(app, 'node_modules'))
-  log(`installed without cargo: ${installed.filter((n) => n.startsWith('packcache')).join(', ')}`)
+  const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((n) => n.startsWith('packcache'))
+  log(`installed without cargo: ${installed.join(', ')}`)
+  const hostPackage = platforms.find((p) => fs.existsSync(path.join(root, `packcache.${p.platform}.node`))).name
+  if (installed.sort().join() !== ['packcache', hostPackage].sort().join()) {
+    throw new Error(`npm installed ${installed.join(', ')}: expected packcache and ${hostPackage} only`)
+  }
   fs.writeFileSync(path.join(app, 'cjs.js'), APP_CJS)
   fs.writeFileSync(path.join(app, 'esm.mjs'), APP_ESM)
   const cache = path.join(work, 'cache')
