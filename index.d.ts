@@ -222,6 +222,8 @@ export interface SaveStats {
 /** One scope of a version, as its manifest describes it. */
 export interface ScopeStats {
   name: string
+  /** Its pack files, oldest first. */
+  packFiles: Array<string>
   /** Live items. */
   items: number
   /** Raw bytes (keys and values) of the live items. */
@@ -236,6 +238,12 @@ export interface ScopeStats {
  * its checksum (reads only).
  */
 export declare function verify(root: string): Promise<VerifyReport>
+
+/**
+ * Checks one pack (a file name from `inspect`) of the version directory
+ * `dir` as `verify` does; resolves with why it is damaged, or `null`.
+ */
+export declare function verifyPack(root: string, dir: string, pack: string): Promise<string | null>
 
 /** What `verify` checked and found. */
 export interface VerifyReport {

@@ -842,3 +842,4 @@ module.exports.inspect = nativeBinding.inspect
 module.exports.listKeys = nativeBinding.listKeys
 module.exports.PackcacheErrorCode = nativeBinding.PackcacheErrorCode
 module.exports.verify = nativeBinding.verify
+module.exports.verifyPack = nativeBinding.verifyPack

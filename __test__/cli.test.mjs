@@ -94,3 +94,18 @@ test('packcache on a missing root or with bad usage fails with a clear message a
     assert.match(run.stderr, /usage:/)
   }
 })
+
+test('packcache verify on a terminal draws a progress bar on stderr and still names the damage', async (t) => {
+  const root = await twoVersions(t, 'none')
+  // `script` runs the command with a pseudo-terminal as its stdio.
+  const onTty = () => spawnSync('script', ['-qec', `${process.execPath} ${cli} verify ${root}`, '/dev/null'], { encoding: 'utf8' })
+  const clean = onTty()
+  assert.equal(clean.status, 0, clean.stdout)
+  const packs = json(packcache('stats', root, '--json')).reduce((n, v) => n + v.scopes.reduce((m, s) => m + s.packFiles.length, 0), 0)
+  assert.match(clean.stdout, new RegExp(`\\[#{30}\\] ${packs}/${packs} packs`))
+  assert.match(clean.stdout, new RegExp(`${packs} packs checked, 0 damaged`))
+  damagePackHolding(root, 'export const m5 = 5;')
+  const bad = onTty()
+  assert.equal(bad.status, 1, bad.stdout)
+  assert.match(bad.stdout, /DAMAGED pc3-[0-9a-f]{32} scope "modules" [0-9a-f]{32}\.pack/)
+})

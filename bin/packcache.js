@@ -2,7 +2,7 @@
 // packcache: look into a cache directory from a terminal.
 //
 //   packcache stats <root> [--json]
-//   packcache verify <root> [--json]
+//   packcache verify <root> [--json]      (a progress bar on stderr when it is a terminal)
 //   packcache ls <root> [--version <v>] [<scope>] [--json]
 //   packcache gc <root> [--expire <duration>] [--dry-run] [--json]
 //
@@ -10,7 +10,7 @@
 // could not be read (the error's code and message on stderr).
 'use strict'
 
-const { inspect, verify, listKeys, expireVersions } = require('../loader.js')
+const { inspect, verify, verifyPack, listKeys, expireVersions } = require('../loader.js')
 
 const USAGE = `usage:
   packcache stats <root> [--json]
@@ -75,8 +75,28 @@ async function stats(root, { json }) {
   }
 }
 
+/** Pack by pack, with a progress bar on stderr (a terminal only). */
+async function verifyWithProgress(root) {
+  const versions = await inspect(root)
+  const damaged = versions.filter((v) => v.error).map((v) => ({ dir: v.dir, scope: '', pack: 'MANIFEST', error: v.error }))
+  const work = versions.flatMap((v) => v.scopes.flatMap((s) => s.packFiles.map((pack) => ({ dir: v.dir, scope: s.name, pack }))))
+  const bar = (done) => {
+    const width = 30
+    const full = work.length === 0 ? width : Math.round((done / work.length) * width)
+    process.stderr.write(`\r[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${done}/${work.length} packs`)
+  }
+  bar(0)
+  for (const [n, item] of work.entries()) {
+    const error = await verifyPack(root, item.dir, item.pack)
+    if (error !== null) damaged.push({ ...item, error })
+    bar(n + 1)
+  }
+  process.stderr.write('\n')
+  return { packs: work.length, damaged }
+}
+
 async function check(root, { json }) {
-  const report = await verify(root)
+  const report = process.stderr.isTTY && !json ? await verifyWithProgress(root) : await verify(root)
   if (json) console.log(JSON.stringify(report, null, 2))
   else {
     for (const d of report.damaged) console.log(`DAMAGED ${d.dir} scope ${JSON.stringify(d.scope)} ${d.pack}: ${d.error}`)

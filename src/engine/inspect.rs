@@ -29,6 +29,8 @@ pub struct VersionInfo {
 
 pub struct ScopeInfo {
     pub name: String,
+    /// The scope's pack files, oldest first.
+    pub pack_files: Vec<String>,
     /// Live items and their raw bytes (keys and values).
     pub items: u64,
     pub raw_bytes: u64,
@@ -96,6 +98,7 @@ fn fill(info: &mut VersionInfo, m: &Manifest) {
         .iter()
         .map(|s| ScopeInfo {
             name: s.name.clone(),
+            pack_files: s.packs.iter().map(|p| p.file_name()).collect(),
             items: s.packs.iter().map(|p| p.live_items() as u64).sum(),
             raw_bytes: s.packs.iter().map(|p| p.raw_bytes - p.dead_bytes).sum(),
             packs: s.packs.len() as u32,
@@ -144,6 +147,22 @@ pub fn verify(fs: &dyn Fs, root: &Path, mut progress: impl FnMut(u64, u64)) -> R
         progress(n as u64 + 1, total);
     }
     Ok((total, damaged))
+}
+
+/// Checks one pack of version directory `dir` (a file its manifest names)
+/// as `verify` does: `Some(why)` when it is damaged or missing.
+pub fn verify_pack(fs: &dyn Fs, root: &Path, dir: &str, pack_file: &str) -> Result<Option<String>> {
+    let dir = root.join(dir);
+    let Some(m) = manifest::read(fs, &dir)? else { return Ok(Some("no manifest".into())) };
+    let Some(meta) = m.scopes.iter().flat_map(|s| &s.packs).find(|p| p.file_name() == pack_file) else {
+        return Ok(Some(format!("{pack_file} is not named by the manifest")));
+    };
+    let path = dir.join(pack_file);
+    let checked = fs
+        .map_file_whole(&path)
+        .map_err(|e| Error::io("open", &path, e))
+        .and_then(|blob| view_of(blob, meta, Verify::Full));
+    Ok(checked.err().map(|e| e.to_string()))
 }
 
 /// The live keys of `scope` in version directory `dir`, with their value sizes.

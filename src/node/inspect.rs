@@ -19,6 +19,8 @@ use crate::node::js_errors::invalid_arg;
 #[napi(object)]
 pub struct ScopeStats {
     pub name: String,
+    /// Its pack files, oldest first.
+    pub pack_files: Vec<String>,
     /// Live items.
     pub items: f64,
     /// Raw bytes (keys and values) of the live items.
@@ -100,6 +102,36 @@ pub fn verify<'e>(env: &'e Env, root: Unknown) -> Result<PromiseRaw<'e, VerifyRe
     run(env, move || inspect::verify(&RealFs, &root, |_, _| {}), to_js)
 }
 
+/// Checks one pack (a file name from `inspect`) of the version directory
+/// `dir` as `verify` does; resolves with why it is damaged, or `null`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "root: string, dir: string, pack: string",
+    ts_return_type = "Promise<string | null>"
+)]
+pub fn verify_pack<'e>(
+    env: &'e Env,
+    root: Unknown,
+    dir: Unknown,
+    pack: Unknown,
+) -> Result<PromiseRaw<'e, Option<String>>> {
+    let root = root_of(env, &root)?;
+    let dir = version_dir(env, &dir)?;
+    let pack = args::string(env, &pack, "pack")?;
+    if !crate::engine::pack::format::is_pack_file_name(&pack) {
+        return Err(invalid_arg(env, &format!("{pack:?} is not a pack file name")));
+    }
+    run(env, move || inspect::verify_pack(&RealFs, &root, &dir, &pack), |why| why)
+}
+
+fn version_dir(env: &Env, dir: &Unknown) -> Result<String> {
+    let dir = args::string(env, dir, "dir")?;
+    if !crate::engine::layout::is_version_dir_name(&dir) {
+        return Err(invalid_arg(env, &format!("{dir:?} is not a version directory name")));
+    }
+    Ok(dir)
+}
+
 /// The live keys of `scope` in the version directory `dir` under `root`,
 /// sorted, with their value sizes (reads only the packs' indexes).
 #[napi(catch_unwind, ts_args_type = "root: string, dir: string, scope: string", ts_return_type = "Promise<KeyInfo[]>")]
@@ -110,10 +142,7 @@ pub fn list_keys<'e>(
     scope: Unknown,
 ) -> Result<PromiseRaw<'e, Vec<KeyInfo>>> {
     let root = root_of(env, &root)?;
-    let dir = args::string(env, &dir, "dir")?;
-    if !crate::engine::layout::is_version_dir_name(&dir) {
-        return Err(invalid_arg(env, &format!("{dir:?} is not a version directory name")));
-    }
+    let dir = version_dir(env, &dir)?;
     let scope = args::string(env, &scope, "scope")?;
     crate::engine::core::validate_scope(&scope).map_err(|e| crate::node::js_errors::engine_error(env, &e))?;
     let to_js = |keys: Vec<(Vec<u8>, u64)>| {
@@ -158,6 +187,7 @@ impl From<inspect::VersionInfo> for VersionStats {
                 .into_iter()
                 .map(|s| ScopeStats {
                     name: s.name,
+                    pack_files: s.pack_files,
                     items: s.items as f64,
                     raw_bytes: s.raw_bytes as f64,
                     packs: s.packs,
