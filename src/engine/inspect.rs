@@ -9,7 +9,7 @@ use crate::engine::core::{view_of, Options};
 use crate::engine::error::{Error, Result};
 use crate::engine::fs::Fs;
 use crate::engine::layout::{is_version_dir_name, MANIFEST_NAME};
-use crate::engine::manifest::{self, Manifest};
+use crate::engine::manifest::{self, Manifest, PackMeta};
 use crate::engine::pack::reader::Verify;
 
 /// One version directory.
@@ -112,9 +112,9 @@ fn file_len(fs: &dyn Fs, path: &Path) -> u64 {
 }
 
 /// Checks every byte of every pack every manifest names (each block against
-/// its checksum); `progress(done, total)` after each pack. Returns the
-/// number of packs checked and the damaged ones (a missing pack included).
-pub fn verify(fs: &dyn Fs, root: &Path, mut progress: impl FnMut(u64, u64)) -> Result<(u64, Vec<Damage>)> {
+/// its checksum). Returns the number of packs checked and the damaged ones
+/// (a missing pack included).
+pub fn verify(fs: &dyn Fs, root: &Path) -> Result<(u64, Vec<Damage>)> {
     let mut work = Vec::new();
     let mut damaged = Vec::new();
     for name in version_dirs(fs, root)? {
@@ -135,18 +135,19 @@ pub fn verify(fs: &dyn Fs, root: &Path, mut progress: impl FnMut(u64, u64)) -> R
         }
     }
     let total = work.len() as u64;
-    for (n, (name, scope, meta)) in work.into_iter().enumerate() {
-        let path = root.join(&name).join(meta.file_name());
-        let checked = fs
-            .map_file_whole(&path)
-            .map_err(|e| Error::io("open", &path, e))
-            .and_then(|blob| view_of(blob, &meta, Verify::Full));
-        if let Err(e) = checked {
+    for (name, scope, meta) in work {
+        if let Err(e) = check_pack(fs, &root.join(&name), &meta) {
             damaged.push(Damage { dir: name, scope, pack: meta.file_name(), error: e.to_string() });
         }
-        progress(n as u64 + 1, total);
     }
     Ok((total, damaged))
+}
+
+/// Every block of the pack `meta` names, in `dir`, against its checksum.
+fn check_pack(fs: &dyn Fs, dir: &Path, meta: &PackMeta) -> Result<()> {
+    let path = dir.join(meta.file_name());
+    let blob = fs.map_file_whole(&path).map_err(|e| Error::io("open", &path, e))?;
+    view_of(blob, meta, Verify::Full).map(|_| ())
 }
 
 /// Checks one pack of version directory `dir` (a file its manifest names)
@@ -157,12 +158,7 @@ pub fn verify_pack(fs: &dyn Fs, root: &Path, dir: &str, pack_file: &str) -> Resu
     let Some(meta) = m.scopes.iter().flat_map(|s| &s.packs).find(|p| p.file_name() == pack_file) else {
         return Ok(Some(format!("{pack_file} is not named by the manifest")));
     };
-    let path = dir.join(pack_file);
-    let checked = fs
-        .map_file_whole(&path)
-        .map_err(|e| Error::io("open", &path, e))
-        .and_then(|blob| view_of(blob, meta, Verify::Full));
-    Ok(checked.err().map(|e| e.to_string()))
+    Ok(check_pack(fs, &dir, meta).err().map(|e| e.to_string()))
 }
 
 /// The live keys of `scope` in version directory `dir`, with their value sizes.

@@ -99,7 +99,7 @@ pub fn verify<'e>(env: &'e Env, root: Unknown) -> Result<PromiseRaw<'e, VerifyRe
             .map(|d| PackDamage { dir: d.dir, scope: d.scope, pack: d.pack, error: d.error })
             .collect(),
     };
-    run(env, move || inspect::verify(&RealFs, &root, |_, _| {}), to_js)
+    run(env, move || inspect::verify(&RealFs, &root), to_js)
 }
 
 /// Checks one pack (a file name from `inspect`) of the version directory
