@@ -62,7 +62,16 @@ export declare class PackStorage {
    */
   getMany(scope: string, keys: Array<Buffer | Uint8Array | string>): Promise<Array<Buffer | null>>
   /**
-   * Records a copy of `value` for `key`; `save()` persists it. Pairs are
+   * The live keys of `scope` (unsaved sets and removes applied), sorted
+   * bytewise. Reads the pack indexes only: no value is decoded, so this
+   * is cheap beside `load` when a plugin needs to know what is cached.
+   */
+  keys(scope: string): Promise<Array<Buffer>>
+  /**
+   * Records a copy of `value` for `key`; `save()` persists it. `value`
+   * may be an array of Buffers (what webpack's `buffersSerializer`
+   * returns): the parts are stored back to back as one value, copied once,
+   * with no JS-side `Buffer.concat`. Pairs are
    * staged in chunks of about `packSize` bytes that are compressed and
    * written to a stage file in the background as they fill (unsaved data
    * does not stay in memory); when the background falls behind, the `set`
@@ -70,7 +79,7 @@ export declare class PackStorage {
    * is bound to it, so `const { set } = storage` works (not when a
    * subclass overrides `set`: its override is what gets called).
    */
-  set(scope: string, key: Buffer | Uint8Array | string, value: Buffer | Uint8Array): void
+  set(scope: string, key: Buffer | Uint8Array | string, value: Buffer | Uint8Array | Array<Buffer | Uint8Array>): void
   /** Records the removal of `key` in memory; `save()` persists it. No I/O. */
   remove(scope: string, key: Buffer | Uint8Array | string): void
   /**
@@ -95,11 +104,51 @@ export declare class PackStorage {
 }
 
 /**
+ * The paths of `snapshot` whose state changed since it was taken: created,
+ * deleted, or with different content (for a directory: a different list of
+ * entries). An unchanged file costs one `stat`; a file is read and hashed
+ * only when its size or mtime moved (or it was modified within 2 s of the
+ * snapshot, where a coarse clock could hide a write), so a file saved again
+ * with the same bytes is not reported. Foreign bytes reject with
+ * `PACKCACHE_INVALID_ARG`.
+ */
+export declare function changedFiles(snapshot: Buffer | Uint8Array): Promise<string[]>
+
+/**
  * Deletes the versions under `root` unused for longer than `expireMs`, as a
  * save's expiry does (never one open anywhere); with `dryRun`, only lists
  * them. Resolves with the directories deleted (or that would be).
  */
 export declare function expireVersions(root: string, expireMs: number, dryRun: boolean): Promise<string[]>
+
+/** One entry of a fingerprint snapshot. */
+export interface FileFingerprint {
+  path: string
+  /** `'file'`, `'directory'`, `'missing'` or `'unreadable'`. */
+  kind: string
+  /** Bytes (0 for a directory or a missing path). */
+  size: number
+  /** Modification time, ms since the epoch (fractional). */
+  mtimeMs: number
+  /**
+   * blake3 of the content (64 hex digits); of the sorted entry names for
+   * a directory; absent when missing or unreadable.
+   */
+  hash?: string
+}
+
+/**
+ * Fingerprints `paths` (absolute; files, directories or paths that do not
+ * exist yet) off the JS thread, on all cores: each path's size, mtime and
+ * blake3 of its content. Resolves with a snapshot Buffer to store beside
+ * the cache entries that depend on those paths, and to pass to
+ * `changedFiles` later. A relative path rejects with
+ * `PACKCACHE_INVALID_ARG`.
+ */
+export declare function fingerprint(paths: string[]): Promise<Buffer>
+
+/** The entries of a snapshot, decoded (for logs and tests). */
+export declare function fingerprintEntries(snapshot: Buffer | Uint8Array): Array<FileFingerprint>
 
 /** blake3 of `data` (a string is hashed as its UTF-8 bytes): 64 lowercase hex chars. */
 export declare function hash(data: Buffer | Uint8Array | string): string

@@ -836,7 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.PackStorage = nativeBinding.PackStorage
+module.exports.changedFiles = nativeBinding.changedFiles
 module.exports.expireVersions = nativeBinding.expireVersions
+module.exports.fingerprint = nativeBinding.fingerprint
+module.exports.fingerprintEntries = nativeBinding.fingerprintEntries
 module.exports.hash = nativeBinding.hash
 module.exports.inspect = nativeBinding.inspect
 module.exports.listKeys = nativeBinding.listKeys

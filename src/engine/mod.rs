@@ -18,6 +18,7 @@
 
 pub mod core;
 pub mod error;
+pub mod fingerprint;
 pub mod fs;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;

@@ -14,6 +14,7 @@ pub use crate::engine::core::{
 };
 use crate::engine::error::{Error, Result};
 use crate::engine::fs::{Fs, LockGuard};
+use crate::engine::keyhash::KeyBytes;
 use crate::engine::layout::{self, USERS_NAME};
 use crate::engine::log;
 use crate::engine::pack::writer::Compression;
@@ -76,14 +77,19 @@ impl Store {
 
     /// Records `value` for `key` (copied into the scope's staging chunk).
     pub fn set(&self, scope: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.update(scope, key, Some(value))
+        self.update(scope, key, Some(&[value]))
+    }
+
+    /// Sets `key` to the concatenation of `parts`, copied once, into staging.
+    pub fn set_parts(&self, scope: &str, key: &[u8], parts: &[&[u8]]) -> Result<()> {
+        self.update(scope, key, Some(parts))
     }
 
     pub fn remove(&self, scope: &str, key: &[u8]) -> Result<()> {
         self.update(scope, key, None)
     }
 
-    fn update(&self, scope: &str, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    fn update(&self, scope: &str, key: &[u8], value: Option<&[&[u8]]>) -> Result<()> {
         self.core.check_open()?;
         validate_scope(scope)?;
         validate_key(key)?;
@@ -136,6 +142,19 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The live keys of `scope`, unsaved updates applied, sorted bytewise.
+    /// Reads pack indexes only: no value is decoded.
+    pub fn keys(&self, scope: &str) -> Result<Vec<Vec<u8>>> {
+        self.core.check_open()?;
+        validate_scope(scope)?;
+        let overlay = self.overlays(&[scope.to_owned()]).pop().unwrap_or_default();
+        let mut keys = if overlay.cleared { Vec::new() } else { self.core.keys_committed(scope)? };
+        keys.retain(|k| !overlay.entries.contains_key(KeyBytes::new(k)));
+        keys.extend(overlay.entries.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k.to_vec()));
+        keys.sort_unstable();
+        Ok(keys)
     }
 
     /// `get` answered from state this instance already holds, or `None` when

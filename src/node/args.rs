@@ -84,7 +84,15 @@ fn check_well_formed(env: &Env, value: &Unknown, utf8: &[u8], name: &str) -> Res
 
 /// The bytes of a Buffer / Uint8Array, valid while `value` is.
 fn typed_bytes<'a>(env: &Env, value: &'a Unknown) -> Option<&'a [u8]> {
-    let (raw_env, raw) = (env.raw(), value.raw());
+    // SAFETY: the bytes are borrowed for as long as `value` is.
+    unsafe { typed_bytes_raw(env, value.raw()) }
+}
+
+/// # Safety
+/// `raw` is a live value of `env`, and stays alive (with no JS run that
+/// could detach its buffer) for `'a`.
+unsafe fn typed_bytes_raw<'a>(env: &Env, raw: sys::napi_value) -> Option<&'a [u8]> {
+    let raw_env = env.raw();
     let mut is_typed = false;
     // SAFETY: `raw` is a live value of this env; the out-pointer is valid.
     let status = unsafe { sys::napi_is_typedarray(raw_env, raw, &mut is_typed) };
@@ -125,9 +133,31 @@ fn bytes_or_string<'a>(env: &Env, value: &'a Unknown, name: &str) -> Result<Cow<
     Err(type_error(env, &format!("{name} must be a Buffer, Uint8Array or string")))
 }
 
-/// A value: Buffer or Uint8Array, borrowed.
-pub fn value<'a>(env: &Env, value: &'a Unknown) -> Result<&'a [u8]> {
-    typed_bytes(env, value).ok_or_else(|| type_error(env, "value must be a Buffer or Uint8Array"))
+/// Calls `f` with a value's bytes as parts: one part for a Buffer or
+/// Uint8Array, one per element for an array of them (stored back to back,
+/// with no concatenation on the JS side). Every element is read (running
+/// any getter) before any element's bytes are borrowed, so no JS runs while
+/// the borrowed slices live.
+pub fn with_value_parts<R>(env: &Env, value: &Unknown, f: impl FnOnce(&[&[u8]]) -> R) -> Result<R> {
+    if let Some(bytes) = typed_bytes(env, value) {
+        return Ok(f(&[bytes]));
+    }
+    let mut is_array = false;
+    // SAFETY: `value` is a live value of this env; the out-pointer is valid.
+    check_status!(unsafe { sys::napi_is_array(env.raw(), value.raw(), &mut is_array) })?;
+    if !is_array {
+        return Err(type_error(env, "value must be a Buffer, Uint8Array or an array of them"));
+    }
+    let items = array(env, value, "value", "Buffers", |item, _| Ok(item.raw()))?;
+    let mut parts = Vec::with_capacity(items.len());
+    for (i, &item) in items.iter().enumerate() {
+        // SAFETY: each element handle lives in this call's handle scope, and
+        // no JS runs between here and the end of `f`.
+        let bytes = unsafe { typed_bytes_raw(env, item) }
+            .ok_or_else(|| type_error(env, &format!("value[{i}] must be a Buffer or Uint8Array")))?;
+        parts.push(bytes);
+    }
+    Ok(f(&parts))
 }
 
 /// Data to hash: like a key.

@@ -207,14 +207,30 @@ impl PackStorage {
         run(env, move || store.get_many(&scope, &keys), |values| values.into_iter().map(MaybeBuffer).collect())
     }
 
-    /// Records a copy of `value` for `key`; `save()` persists it. Pairs are
+    /// The live keys of `scope` (unsaved sets and removes applied), sorted
+    /// bytewise. Reads the pack indexes only: no value is decoded, so this
+    /// is cheap beside `load` when a plugin needs to know what is cached.
+    #[napi(catch_unwind, ts_args_type = "scope: string", ts_return_type = "Promise<Array<Buffer>>")]
+    pub fn keys<'e>(&self, env: &'e Env, scope: Unknown) -> Result<PromiseRaw<'e, Vec<MaybeBuffer>>> {
+        let scope = args::string(env, &scope, "scope")?;
+        let store = self.store.clone();
+        run(env, move || store.keys(&scope), |keys| keys.into_iter().map(|k| MaybeBuffer(Some(k))).collect())
+    }
+
+    /// Records a copy of `value` for `key`; `save()` persists it. `value`
+    /// may be an array of Buffers (what webpack's `buffersSerializer`
+    /// returns): the parts are stored back to back as one value, copied once,
+    /// with no JS-side `Buffer.concat`. Pairs are
     /// staged in chunks of about `packSize` bytes that are compressed and
     /// written to a stage file in the background as they fill (unsaved data
     /// does not stay in memory); when the background falls behind, the `set`
     /// that fills a chunk does that itself (a few ms). Each instance's `set`
     /// is bound to it, so `const { set } = storage` works (not when a
     /// subclass overrides `set`: its override is what gets called).
-    #[napi(catch_unwind, ts_args_type = "scope: string, key: Buffer | Uint8Array | string, value: Buffer | Uint8Array")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "scope: string, key: Buffer | Uint8Array | string, value: Buffer | Uint8Array | Array<Buffer | Uint8Array>"
+    )]
     pub fn set(&self, env: Env, scope: Unknown, key: Unknown, value: Unknown) -> Result<()> {
         set_on(&self.store, &env, &scope, &key, &value)
     }
@@ -291,9 +307,10 @@ impl PackStorage {
 /// The work of `set`, shared with the lean entry points in `fast.rs`.
 pub(crate) fn set_on(store: &Store, env: &Env, scope: &Unknown, key: &Unknown, value: &Unknown) -> Result<()> {
     let key = args::key(env, key)?;
-    let value = args::value(env, value)?;
-    args::with_str(env, scope, "scope", |scope| store.set(scope, &key, value))?
-        .map_err(|e| js_errors::engine_error(env, &e))
+    args::with_value_parts(env, value, |parts| {
+        args::with_str(env, scope, "scope", |scope| store.set_parts(scope, &key, parts))
+    })??
+    .map_err(|e| js_errors::engine_error(env, &e))
 }
 
 fn is_nullish(value: &Unknown) -> Result<bool> {

@@ -9,6 +9,7 @@ mod args;
 pub mod binding;
 mod convert;
 mod fast;
+mod fingerprint;
 mod inspect;
 mod js_errors;
 mod options;

@@ -16,8 +16,20 @@ use crate::node::js_errors;
 
 /// The generated methods (JS names) that get a checked replacement. `set`
 /// has its own lean entry points (`fast.rs`).
-const METHODS: [&str; 11] =
-    ["load", "loadMany", "loadColumns", "get", "getMany", "remove", "save", "reset", "scopes", "close", "loadStats"];
+const METHODS: [&str; 12] = [
+    "load",
+    "loadMany",
+    "loadColumns",
+    "get",
+    "getMany",
+    "keys",
+    "remove",
+    "save",
+    "reset",
+    "scopes",
+    "close",
+    "loadStats",
+];
 
 /// Most arguments any of `METHODS` takes.
 const MAX_ARGS: usize = 2;

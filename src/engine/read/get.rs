@@ -111,7 +111,7 @@ impl Core {
         }
     }
 
-    fn cached_view(&self, meta: &PackMeta) -> Result<Arc<PackView>> {
+    pub(super) fn cached_view(&self, meta: &PackMeta) -> Result<Arc<PackView>> {
         if let Some(v) = self.views.lock().unwrap().get(&meta.id) {
             return Ok(v.clone());
         }

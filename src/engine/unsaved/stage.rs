@@ -191,22 +191,25 @@ impl Chunk {
         Arc::new(Chunk { scope: scope.to_owned(), config, state: Mutex::new(State::Raw(raw)), done: Condvar::new() })
     }
 
-    /// Appends a pair unless that would take a non-empty chunk past
-    /// `pack_size` (the same split a save makes) or the chunk is sealed.
-    fn push(&self, key: &[u8], value: &[u8]) -> Push {
+    /// Appends a pair (the value given as parts, stored back to back)
+    /// unless that would take a non-empty chunk past `pack_size` (the same
+    /// split a save makes) or the chunk is sealed.
+    fn push(&self, key: &[u8], value: &[&[u8]]) -> Push {
         let mut state = self.state.lock().unwrap();
         let State::Raw(raw) = &mut *state else {
             return Push::Sealed;
         };
-        let size = item_size(key, value);
+        let size = key.len() as u64 + parts_len(value);
         if starts_new_pack(raw.size(), raw.ends.is_empty(), size, self.config.pack_size) {
             return Push::Full;
         }
         let Ok(item) = u32::try_from(raw.ends.len()) else { return Push::Full };
         crate::engine::memory::reserve(&mut raw.keys, key.len());
         raw.keys.extend_from_slice(key);
-        crate::engine::memory::reserve(&mut raw.values, value.len());
-        raw.values.extend_from_slice(value);
+        crate::engine::memory::reserve(&mut raw.values, parts_len(value) as usize);
+        for part in value {
+            raw.values.extend_from_slice(part);
+        }
         raw.ends.push((raw.keys.len(), raw.values.len()));
         raw.superseded.push(false);
         Push::Added { item, full: raw.size() >= self.config.pack_size }
@@ -337,6 +340,10 @@ impl Chunk {
     }
 }
 
+fn parts_len(parts: &[&[u8]]) -> u64 {
+    parts.iter().map(|p| p.len() as u64).sum()
+}
+
 /// Per-scope staging: the chunk new sets go into.
 #[derive(Default)]
 pub struct Stager {
@@ -351,7 +358,7 @@ impl Stager {
         &mut self,
         scope: &str,
         key: &[u8],
-        value: &[u8],
+        value: &[&[u8]],
         config: impl Fn() -> StageConfig,
     ) -> (Value, Option<Arc<Chunk>>) {
         let mut sealed = None;
@@ -428,9 +435,9 @@ mod tests {
     #[test]
     fn superseded_item_is_left_out_of_its_pack() {
         let mut stager = Stager::default();
-        let (first, _) = stager.push("s", b"k", b"old value", || config(1 << 20));
+        let (first, _) = stager.push("s", b"k", &[b"old value"], || config(1 << 20));
         first.supersede();
-        let (second, _) = stager.push("s", b"k", b"new value", || config(1 << 20));
+        let (second, _) = stager.push("s", b"k", &[b"new value"], || config(1 << 20));
         assert!(Arc::ptr_eq(&first.chunk, &second.chunk), "one open chunk");
         let staged = second.chunk.encoded().unwrap();
         assert_eq!(staged.meta.items, 1);
@@ -442,8 +449,8 @@ mod tests {
     #[test]
     fn chunk_is_sealed_before_an_item_would_pass_pack_size() {
         let mut stager = Stager::default();
-        let (a, sealed_a) = stager.push("s", b"a", &[1; 60], || config(100));
-        let (b, sealed_b) = stager.push("s", b"b", &[2; 60], || config(100));
+        let (a, sealed_a) = stager.push("s", b"a", &[&[1; 60]], || config(100));
+        let (b, sealed_b) = stager.push("s", b"b", &[&[2; 60]], || config(100));
         assert!(sealed_a.is_none());
         let sealed_b = sealed_b.expect("the first chunk is handed back for encoding");
         assert!(Arc::ptr_eq(&sealed_b, &a.chunk) && !Arc::ptr_eq(&a.chunk, &b.chunk));
@@ -455,7 +462,7 @@ mod tests {
         let values: Vec<(Vec<u8>, Vec<u8>)> = (0..300u32)
             .map(|i| (format!("key{i}").into_bytes(), format!("{i}-").repeat(i as usize % 40).into_bytes()))
             .collect();
-        let staged: Vec<Value> = values.iter().map(|(k, v)| stager.push("s", k, v, || config(4096)).0).collect();
+        let staged: Vec<Value> = values.iter().map(|(k, v)| stager.push("s", k, &[v], || config(4096)).0).collect();
         let before: Vec<Vec<u8>> = staged.iter().map(|v| v.to_vec().unwrap().unwrap()).collect();
         for v in &staged {
             v.chunk.encoded().unwrap();

@@ -48,9 +48,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Records a set (`Some`) or remove (`None`) of `key`; `config` is asked
-    /// only when a staging chunk is started.
-    pub fn set(&self, scope: &str, key: &[u8], value: Option<&[u8]>, config: impl Fn() -> StageConfig) {
+    /// Records a set (`Some`, the value as parts stored back to back) or
+    /// remove (`None`) of `key`; `config` is asked only when a staging chunk
+    /// is started.
+    pub fn set(&self, scope: &str, key: &[u8], value: Option<&[&[u8]]>, config: impl Fn() -> StageConfig) {
         let mut guard = match self.scopes.get_mut(scope) {
             Some(state) => state,
             None => self.scopes.entry(scope.to_owned()).or_default(),

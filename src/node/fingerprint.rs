@@ -1,0 +1,83 @@
+//! File fingerprints (`engine::fingerprint`) for plugins' fine-grained
+//! invalidation: snapshots are opaque Buffers a plugin stores next to the
+//! entries that depend on those files.
+
+use napi::bindgen_prelude::{PromiseRaw, Unknown};
+use napi::{Env, Result};
+use napi_derive::napi;
+
+use crate::engine::fingerprint::{self, Kind};
+use crate::node::args;
+use crate::node::binding::run;
+use crate::node::convert::MaybeBuffer;
+use crate::node::js_errors;
+
+/// One entry of a fingerprint snapshot.
+#[napi(object)]
+pub struct FileFingerprint {
+    pub path: String,
+    /// `'file'`, `'directory'`, `'missing'` or `'unreadable'`.
+    pub kind: String,
+    /// Bytes (0 for a directory or a missing path).
+    pub size: f64,
+    /// Modification time, ms since the epoch (fractional).
+    pub mtime_ms: f64,
+    /// blake3 of the content (64 hex digits); of the sorted entry names for
+    /// a directory; absent when missing or unreadable.
+    pub hash: Option<String>,
+}
+
+/// Fingerprints `paths` (absolute; files, directories or paths that do not
+/// exist yet) off the JS thread, on all cores: each path's size, mtime and
+/// blake3 of its content. Resolves with a snapshot Buffer to store beside
+/// the cache entries that depend on those paths, and to pass to
+/// `changedFiles` later. A relative path rejects with
+/// `PACKCACHE_INVALID_ARG`.
+#[napi(catch_unwind, ts_args_type = "paths: string[]", ts_return_type = "Promise<Buffer>")]
+pub fn fingerprint<'e>(env: &'e Env, paths: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
+    let paths = args::string_array(env, &paths, "paths")?;
+    run(env, move || fingerprint::snapshot(paths).map(Some), MaybeBuffer)
+}
+
+/// The paths of `snapshot` whose state changed since it was taken: created,
+/// deleted, or with different content (for a directory: a different list of
+/// entries). An unchanged file costs one `stat`; a file is read and hashed
+/// only when its size or mtime moved (or it was modified within 2 s of the
+/// snapshot, where a coarse clock could hide a write), so a file saved again
+/// with the same bytes is not reported. Foreign bytes reject with
+/// `PACKCACHE_INVALID_ARG`.
+#[napi(catch_unwind, ts_args_type = "snapshot: Buffer | Uint8Array", ts_return_type = "Promise<string[]>")]
+pub fn changed_files<'e>(env: &'e Env, snapshot: Unknown) -> Result<PromiseRaw<'e, Vec<String>>> {
+    let bytes = args::data(env, &snapshot)?.into_owned();
+    let job = move || {
+        let indexes = fingerprint::changed(&bytes)?;
+        let states = fingerprint::decode(&bytes)?;
+        Ok(indexes.into_iter().map(|i| states[i as usize].path.clone()).collect::<Vec<_>>())
+    };
+    run(env, job, |paths| paths)
+}
+
+/// The entries of a snapshot, decoded (for logs and tests).
+#[napi(catch_unwind, ts_args_type = "snapshot: Buffer | Uint8Array")]
+pub fn fingerprint_entries(env: Env, snapshot: Unknown) -> Result<Vec<FileFingerprint>> {
+    let bytes = args::data(&env, &snapshot)?;
+    let states = fingerprint::decode(&bytes).map_err(|e| js_errors::engine_error(&env, &e))?;
+    Ok(states.into_iter().map(to_js).collect())
+}
+
+fn to_js(s: fingerprint::FileState) -> FileFingerprint {
+    let kind = match s.kind {
+        Kind::Missing => "missing",
+        Kind::File => "file",
+        Kind::Directory => "directory",
+        Kind::Unreadable => "unreadable",
+    };
+    let hashed = matches!(s.kind, Kind::File | Kind::Directory);
+    FileFingerprint {
+        path: s.path,
+        kind: kind.into(),
+        size: s.size as f64,
+        mtime_ms: s.mtime_ns as f64 / 1e6,
+        hash: hashed.then(|| s.hash.iter().map(|b| format!("{b:02x}")).collect()),
+    }
+}
