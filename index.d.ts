@@ -126,6 +126,8 @@ export interface FileFingerprint {
   path: string
   /** `'file'`, `'directory'`, `'missing'` or `'unreadable'`. */
   kind: string
+  /** A directory recorded by existence only (`listDirectories: false`). */
+  unlisted: boolean
   /** Bytes (0 for a directory or a missing path). */
   size: number
   /** Modification time, ms since the epoch (fractional). */
@@ -140,12 +142,14 @@ export interface FileFingerprint {
 /**
  * Fingerprints `paths` (absolute; files, directories or paths that do not
  * exist yet) off the JS thread, on all cores: each path's size, mtime and
- * blake3 of its content. Resolves with a snapshot Buffer to store beside
- * the cache entries that depend on those paths, and to pass to
- * `changedFiles` later. A relative path rejects with
+ * blake3 of its content (for a directory, of its sorted entry names; with
+ * `listDirectories: false` a directory counts by its existence only, as
+ * for the directories a resolver looks through). Resolves with a snapshot
+ * Buffer to store beside the cache entries that depend on those paths, and
+ * to pass to `changedFiles` later. A relative path rejects with
  * `PACKCACHE_INVALID_ARG`.
  */
-export declare function fingerprint(paths: string[]): Promise<Buffer>
+export declare function fingerprint(paths: string[], options?: { listDirectories?: boolean }): Promise<Buffer>
 
 /** The entries of a snapshot, decoded (for logs and tests). */
 export declare function fingerprintEntries(snapshot: Buffer | Uint8Array): Array<FileFingerprint>

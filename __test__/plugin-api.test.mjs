@@ -93,6 +93,21 @@ test('fingerprint_reports_only_changed_paths', async (t) => {
   assert.deepEqual(await changedFiles(snap), ['edited.js', 'deleted.js', 'created.js'].map(file))
 })
 
+test('unlisted_directory_counts_by_existence_only', async (t) => {
+  const dir = tempRoot(t)
+  const sub = path.join(dir, 'sub')
+  fs.mkdirSync(sub)
+  const listed = await fingerprint([sub])
+  const unlisted = await fingerprint([sub], { listDirectories: false })
+  assert.deepEqual(fingerprintEntries(unlisted).map((e) => [e.kind, e.unlisted, e.hash]), [['directory', true, undefined]])
+  fs.writeFileSync(path.join(sub, 'new.js'), '')
+  assert.deepEqual(await changedFiles(listed), [sub])
+  assert.deepEqual(await changedFiles(unlisted), [])
+  fs.rmSync(sub, { recursive: true })
+  assert.deepEqual(await changedFiles(unlisted), [sub])
+  assert.throws(() => fingerprint([sub], { listDirectory: false }), { code: 'PACKCACHE_INVALID_ARG', message: /listDirectory/ })
+})
+
 test('fingerprint_rejects_relative_paths_and_foreign_snapshots', async (t) => {
   await assert.rejects(fingerprint(['src/a.js']), { code: 'PACKCACHE_INVALID_ARG', message: /absolute/ })
   await assert.rejects(changedFiles(Buffer.from('PCFP nonsense')), { code: 'PACKCACHE_INVALID_ARG' })

@@ -9,13 +9,14 @@ const open = new Map()
 /**
  * A PackStorage for `root`, shared by every plugin instance of this process
  * that names the same directory and version (a multi-compiler config, a
- * watch rebuild). `release()` closes it once its last user is done.
+ * watch rebuild; the first one's `options` apply). `release()` closes it once
+ * its last user is done.
  */
-function acquireStorage(root, version) {
+function acquireStorage(root, version, options = {}) {
   const id = `${root}\0${version}`
   let entry = open.get(id)
   if (!entry) {
-    entry = { storage: new PackStorage({ root, version }), users: 0 }
+    entry = { storage: new PackStorage({ ...options, root, version }), users: 0 }
     open.set(id, entry)
   }
   entry.users++

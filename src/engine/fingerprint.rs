@@ -13,10 +13,12 @@
 //!           u64 size, i64 mtime_ns, [u8; 32] hash }       little-endian
 //! ```
 //!
-//! `kind`: 0 missing, 1 file, 2 directory (hash of its sorted entry names),
-//! 3 unreadable (no hash). `flags` bit 0, "racy": the mtime was within
-//! [`RACY_WINDOW`] of the snapshot's time, so a later write in the same
-//! clock tick could keep size and mtime; such entries are always re-hashed.
+//! `kind`: 0 missing, 1 file, 2 directory (hash of its sorted entry names,
+//! unless flag bit 1 says only its existence counts), 3 unreadable (no hash).
+//! `flags` bit 0, "racy": the mtime was within [`RACY_WINDOW`] of the
+//! snapshot's time, so a later write in the same clock tick could keep size
+//! and mtime; such entries are always re-hashed. Bit 1, "unlisted": a
+//! directory whose entries do not count (a resolver's lookup directory).
 
 use std::fs::{self, File, Metadata};
 use std::io;
@@ -33,6 +35,7 @@ const FIXED: usize = 4 + 1 + 1 + 8 + 8 + 32;
 /// (coarse mtime clocks: FAT 2 s, HFS+ 1 s, some network file systems).
 pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 const RACY: u8 = 1;
+const UNLISTED: u8 = 2;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
@@ -49,18 +52,21 @@ pub struct FileState {
     pub path: String,
     pub kind: Kind,
     pub racy: bool,
+    /// A directory recorded by existence only (its entries not hashed).
+    pub unlisted: bool,
     pub size: u64,
     pub mtime_ns: i64,
     pub hash: [u8; 32],
 }
 
 /// Fingerprints `paths` (absolute) on all cores; returns the snapshot bytes.
-pub fn snapshot(paths: Vec<String>) -> Result<Vec<u8>> {
+/// With `list_directories` false a directory counts by its existence only.
+pub fn snapshot(paths: Vec<String>, list_directories: bool) -> Result<Vec<u8>> {
     if let Some(p) = paths.iter().find(|p| !Path::new(p).is_absolute()) {
         return Err(Error::InvalidArg(format!("fingerprint paths must be absolute: {p:?}")));
     }
     let now = SystemTime::now();
-    let states = par::map(paths, |path| state_of(path, now));
+    let states = par::map(paths, |path| state_of(path, now, list_directories));
     Ok(encode(&states))
 }
 
@@ -72,8 +78,9 @@ pub fn changed(snapshot: &[u8]) -> Result<Vec<u32>> {
     Ok(verdicts.into_iter().flatten().collect())
 }
 
-fn state_of(path: String, now: SystemTime) -> FileState {
-    let mut state = FileState { path, kind: Kind::Missing, racy: false, size: 0, mtime_ns: 0, hash: [0; 32] };
+fn state_of(path: String, now: SystemTime, list_directories: bool) -> FileState {
+    let mut state =
+        FileState { path, kind: Kind::Missing, racy: false, unlisted: false, size: 0, mtime_ns: 0, hash: [0; 32] };
     let meta = match fs::metadata(&state.path) {
         Ok(meta) => meta,
         Err(e) if is_absent(&e) => return state,
@@ -83,6 +90,10 @@ fn state_of(path: String, now: SystemTime) -> FileState {
         }
     };
     state.kind = if meta.is_dir() { Kind::Directory } else { Kind::File };
+    if meta.is_dir() && !list_directories {
+        state.unlisted = true;
+        return state;
+    }
     state.size = if meta.is_dir() { 0 } else { meta.len() };
     state.mtime_ns = mtime_ns(&meta);
     state.racy = meta.modified().map_or(true, |m| m + RACY_WINDOW >= now);
@@ -102,6 +113,9 @@ fn is_changed(old: &FileState) -> bool {
     let kind = if meta.is_dir() { Kind::Directory } else { Kind::File };
     if kind != old.kind {
         return true;
+    }
+    if old.unlisted {
+        return false;
     }
     let size = if meta.is_dir() { 0 } else { meta.len() };
     if size != old.size {
@@ -153,7 +167,7 @@ fn encode(states: &[FileState]) -> Vec<u8> {
         out.extend_from_slice(&(s.path.len() as u32).to_le_bytes());
         out.extend_from_slice(s.path.as_bytes());
         out.push(s.kind as u8);
-        out.push(if s.racy { RACY } else { 0 });
+        out.push(if s.racy { RACY } else { 0 } | if s.unlisted { UNLISTED } else { 0 });
         out.extend_from_slice(&s.size.to_le_bytes());
         out.extend_from_slice(&s.mtime_ns.to_le_bytes());
         out.extend_from_slice(&s.hash);
@@ -180,11 +194,12 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<FileState>> {
             3 => Kind::Unreadable,
             _ => return Err(bad()),
         };
-        let racy = r.take(1).ok_or_else(bad)?[0] & RACY != 0;
+        let flags = r.take(1).ok_or_else(bad)?[0];
+        let (racy, unlisted) = (flags & RACY != 0, flags & UNLISTED != 0);
         let size = u64::from_le_bytes(r.array().ok_or_else(bad)?);
         let mtime_ns = i64::from_le_bytes(r.array().ok_or_else(bad)?);
         let hash = r.array().ok_or_else(bad)?;
-        out.push(FileState { path, kind, racy, size, mtime_ns, hash });
+        out.push(FileState { path, kind, racy, unlisted, size, mtime_ns, hash });
     }
     if !r.0.is_empty() {
         return Err(bad());
@@ -230,7 +245,7 @@ mod tests {
         let dir = tmp();
         let file = dir.path().join("a.js");
         fs::write(&file, b"export default 1").unwrap();
-        let bytes = snapshot(vec![s(&file), s(&dir.path().join("none")), s(dir.path())]).unwrap();
+        let bytes = snapshot(vec![s(&file), s(&dir.path().join("none")), s(dir.path())], true).unwrap();
         let states = decode(&bytes).unwrap();
         assert_eq!(states.len(), 3);
         assert_eq!(states[0].kind, Kind::File);
@@ -250,7 +265,7 @@ mod tests {
         }
         let mut paths: Vec<String> = names.iter().map(|n| s(&dir.path().join(n))).collect();
         paths.push(s(&dir.path().join("create.js")));
-        let bytes = snapshot(paths).unwrap();
+        let bytes = snapshot(paths, true).unwrap();
         assert_eq!(changed(&bytes).unwrap(), Vec::<u32>::new());
         fs::write(dir.path().join("edit.js"), b"tide.js").unwrap(); // same size
         fs::remove_file(dir.path().join("delete.js")).unwrap();
@@ -264,7 +279,7 @@ mod tests {
         let dir = tmp();
         let file = dir.path().join("a.js");
         fs::write(&file, b"one").unwrap();
-        let bytes = snapshot(vec![s(&file)]).unwrap();
+        let bytes = snapshot(vec![s(&file)], true).unwrap();
         assert!(decode(&bytes).unwrap()[0].racy, "written just now");
         let mtime = fs::metadata(&file).unwrap().modified().unwrap();
         fs::write(&file, b"two").unwrap();
@@ -279,7 +294,7 @@ mod tests {
         fs::write(&file, b"one").unwrap();
         let old = SystemTime::now() - Duration::from_secs(60);
         File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
-        let bytes = snapshot(vec![s(&file)]).unwrap();
+        let bytes = snapshot(vec![s(&file)], true).unwrap();
         assert!(!decode(&bytes).unwrap()[0].racy);
         // Same size and mtime: trusted without reading the content.
         fs::write(&file, b"two").unwrap();
@@ -288,17 +303,22 @@ mod tests {
     }
 
     #[test]
-    fn directory_listing_change_is_found() {
+    fn directory_listing_change_is_found_unless_unlisted() {
         let dir = tmp();
-        let bytes = snapshot(vec![s(dir.path())]).unwrap();
+        let listed = snapshot(vec![s(dir.path())], true).unwrap();
+        let unlisted = snapshot(vec![s(dir.path())], false).unwrap();
+        assert!(decode(&unlisted).unwrap()[0].unlisted);
         fs::write(dir.path().join("added.js"), b"x").unwrap();
-        assert_eq!(changed(&bytes).unwrap(), vec![0]);
+        assert_eq!(changed(&listed).unwrap(), vec![0]);
+        assert_eq!(changed(&unlisted).unwrap(), Vec::<u32>::new(), "existence only");
+        fs::remove_dir_all(dir.path()).unwrap();
+        assert_eq!(changed(&unlisted).unwrap(), vec![0]);
     }
 
     #[test]
     fn relative_paths_and_foreign_bytes_are_rejected() {
-        assert!(matches!(snapshot(vec!["src/a.js".into()]), Err(Error::InvalidArg(_))));
-        let good = snapshot(vec!["/nonexistent/packcache/x".into()]).unwrap();
+        assert!(matches!(snapshot(vec!["src/a.js".into()], true), Err(Error::InvalidArg(_))));
+        let good = snapshot(vec!["/nonexistent/packcache/x".into()], true).unwrap();
         for bad in [&b""[..], b"PCFP", &good[..good.len() - 1], b"PCFP\x02\0\0\0\0\0\0\0"] {
             assert!(matches!(changed(bad), Err(Error::InvalidArg(_))), "{bad:?}");
         }

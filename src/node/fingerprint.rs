@@ -10,7 +10,7 @@ use crate::engine::fingerprint::{self, Kind};
 use crate::node::args;
 use crate::node::binding::run;
 use crate::node::convert::MaybeBuffer;
-use crate::node::js_errors;
+use crate::node::{js_errors, options};
 
 /// One entry of a fingerprint snapshot.
 #[napi(object)]
@@ -18,6 +18,8 @@ pub struct FileFingerprint {
     pub path: String,
     /// `'file'`, `'directory'`, `'missing'` or `'unreadable'`.
     pub kind: String,
+    /// A directory recorded by existence only (`listDirectories: false`).
+    pub unlisted: bool,
     /// Bytes (0 for a directory or a missing path).
     pub size: f64,
     /// Modification time, ms since the epoch (fractional).
@@ -29,14 +31,21 @@ pub struct FileFingerprint {
 
 /// Fingerprints `paths` (absolute; files, directories or paths that do not
 /// exist yet) off the JS thread, on all cores: each path's size, mtime and
-/// blake3 of its content. Resolves with a snapshot Buffer to store beside
-/// the cache entries that depend on those paths, and to pass to
-/// `changedFiles` later. A relative path rejects with
+/// blake3 of its content (for a directory, of its sorted entry names; with
+/// `listDirectories: false` a directory counts by its existence only, as
+/// for the directories a resolver looks through). Resolves with a snapshot
+/// Buffer to store beside the cache entries that depend on those paths, and
+/// to pass to `changedFiles` later. A relative path rejects with
 /// `PACKCACHE_INVALID_ARG`.
-#[napi(catch_unwind, ts_args_type = "paths: string[]", ts_return_type = "Promise<Buffer>")]
-pub fn fingerprint<'e>(env: &'e Env, paths: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
+#[napi(
+    catch_unwind,
+    ts_args_type = "paths: string[], options?: { listDirectories?: boolean }",
+    ts_return_type = "Promise<Buffer>"
+)]
+pub fn fingerprint<'e>(env: &'e Env, paths: Unknown, options: Unknown) -> Result<PromiseRaw<'e, MaybeBuffer>> {
     let paths = args::string_array(env, &paths, "paths")?;
-    run(env, move || fingerprint::snapshot(paths).map(Some), MaybeBuffer)
+    let list_directories = options::fingerprint_list_directories(env, &options)?;
+    run(env, move || fingerprint::snapshot(paths, list_directories).map(Some), MaybeBuffer)
 }
 
 /// The paths of `snapshot` whose state changed since it was taken: created,
@@ -72,10 +81,11 @@ fn to_js(s: fingerprint::FileState) -> FileFingerprint {
         Kind::Directory => "directory",
         Kind::Unreadable => "unreadable",
     };
-    let hashed = matches!(s.kind, Kind::File | Kind::Directory);
+    let hashed = s.kind == Kind::File || (s.kind == Kind::Directory && !s.unlisted);
     FileFingerprint {
         path: s.path,
         kind: kind.into(),
+        unlisted: s.unlisted,
         size: s.size as f64,
         mtime_ms: s.mtime_ns as f64 / 1e6,
         hash: hashed.then(|| s.hash.iter().map(|b| format!("{b:02x}")).collect()),

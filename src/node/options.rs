@@ -51,6 +51,7 @@ const KNOWN: [&str; 8] =
 struct Reader<'a> {
     env: &'a Env,
     obj: sys::napi_value,
+    known: &'static [&'static str],
 }
 
 impl<'a> Reader<'a> {
@@ -86,8 +87,8 @@ impl<'a> Reader<'a> {
         // SAFETY: `names` is the array N-API just returned.
         let names = unsafe { Unknown::from_napi_value(self.env.raw(), names)? };
         for key in crate::node::args::string_array(self.env, &names, "options keys")? {
-            if !KNOWN.contains(&key.as_str()) {
-                let known = KNOWN.join(", ");
+            if !self.known.contains(&key.as_str()) {
+                let known = self.known.join(", ");
                 return Err(invalid_arg(self.env, &format!("unknown option {key:?} (options are {known})")));
             }
         }
@@ -127,6 +128,18 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `listDirectories` of `fingerprint`'s optional options object (default true).
+pub fn fingerprint_list_directories(env: &Env, value: &Unknown) -> Result<bool> {
+    match value.get_type()? {
+        ValueType::Undefined => return Ok(true),
+        ValueType::Object => {}
+        _ => return Err(type_error(env, "options must be an object")),
+    }
+    let r = Reader { env, obj: value.raw(), known: &["listDirectories"] };
+    r.reject_unknown_keys()?;
+    Ok(r.boolean("listDirectories")?.unwrap_or(true))
+}
+
 /// The engine's options from a JS options object.
 pub fn parse(env: &Env, value: &Unknown) -> Result<Options> {
     read(env, value)?.into_engine().map_err(|message| invalid_arg(env, &message))
@@ -137,7 +150,7 @@ fn read(env: &Env, value: &Unknown) -> Result<PackStorageOptions> {
     if value.get_type()? != ValueType::Object {
         return Err(type_error(env, "options must be an object"));
     }
-    let r = Reader { env, obj: value.raw() };
+    let r = Reader { env, obj: value.raw(), known: &KNOWN };
     r.reject_unknown_keys()?;
     Ok(PackStorageOptions {
         root: r.string("root")?.ok_or_else(|| type_error(env, "options.root must be a string"))?,
