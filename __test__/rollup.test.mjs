@@ -91,6 +91,21 @@ test('changed_plugin_options_version_or_dependency_file_miss', async (t) => {
   assert.equal(await runsFor((r) => [{ ...shout(r), version: '2.0.0' }], base), 3, 'plugin version')
   fs.writeFileSync(dep, '{"loud":false}')
   assert.equal(await runsFor((r) => [shout(r)], base), 3, 'dependency file content')
+  // A package's version, through its package.json.
+  const pkgDir = path.join(p.dir, 'node_modules', 'shout-plugin')
+  fs.mkdirSync(pkgDir, { recursive: true })
+  fs.writeFileSync(path.join(pkgDir, 'package.json'), '{"name":"shout-plugin","version":"1.0.0","main":"index.js"}')
+  fs.writeFileSync(path.join(pkgDir, 'index.js'), '')
+  const cwd = process.cwd()
+  process.chdir(p.dir)
+  t.after(() => process.chdir(cwd))
+  const withPkg = { ...base, packages: ['shout-plugin'] }
+  assert.equal(await runsFor((r) => [shout(r)], withPkg), 3)
+  assert.equal(await runsFor((r) => [shout(r)], withPkg), 0)
+  fs.writeFileSync(path.join(pkgDir, 'package.json'), '{"name":"shout-plugin","version":"1.0.1","main":"index.js"}')
+  assert.equal(await runsFor((r) => [shout(r)], withPkg), 3, 'package version')
+  process.chdir(cwd)
+  assert.throws(() => cacheTransforms([], { packages: ['no-such-package-here'] }), /no-such-package-here/)
   // [factory, options]: the options given to the factory key the entries.
   const factory = (runs) => (opts) => shout(runs, opts)
   assert.equal(await runsFor((r) => [[factory(r), { suffix: '?' }]], {}), 3)

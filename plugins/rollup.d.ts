@@ -3,7 +3,8 @@
  * for Rollup 4, Vite 6-8 and Rolldown.
  *
  * An entry's key is blake3 of: the plugin's name, `version` and hook source,
- * its options (see `pluginOptions`), the contents of the dependency files,
+ * its options (see `pluginOptions`), the contents of the dependency files
+ * (`dependencies`, and the package.json of each of `packages`),
  * the module id (unless the plugin is listed in `idIndependent`) and the
  * code. Unchanged code hits after any rebuild or restart; a changed option,
  * plugin or dependency file misses. The stored value holds the result's
@@ -58,6 +59,12 @@ export interface CacheTransformsOptions {
    * babel.config.*, .babelrc*, .browserslistrc, tsconfig.json, relative to the working directory).
    */
   dependencies?: string[]
+  /**
+   * Packages (resolved from the working directory) whose package.json keys every entry:
+   * list the plugin's packages (`['@rollup/plugin-babel', '@babel/core', '@babel/preset-env']`)
+   * so an upgrade of any of them misses. A name that does not resolve throws.
+   */
+  packages?: string[]
   /** `false` drops the default dependency files. */
   defaultDependencies?: boolean
   /**

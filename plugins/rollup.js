@@ -64,6 +64,7 @@ class CacheState {
       'maxAge',
       'dependencies',
       'defaultDependencies',
+      'packages',
       'pluginOptions',
       'idIndependent',
       'onStats',
@@ -76,7 +77,8 @@ class CacheState {
     this.scope = options.scope ?? 'transforms'
     this.maxAge = options.maxAge ?? 7 * DAY
     const defaults = options.defaultDependencies === false ? [] : DEFAULT_DEPENDENCIES
-    this.dependencies = [...defaults, ...(options.dependencies ?? [])].map((p) => path.resolve(p))
+    const packages = (options.packages ?? []).map((name) => packageJsonPath(name, process.cwd()))
+    this.dependencies = [...defaults, ...(options.dependencies ?? []), ...packages].map((p) => path.resolve(p))
     this.pluginOptions = { ...options.pluginOptions }
     this.idIndependent = new Set(options.idIndependent ?? [])
     this.onStats = options.onStats
@@ -152,6 +154,25 @@ class CacheState {
 
 function newStats() {
   return { hits: 0, misses: 0, stored: 0, uncacheable: 0, stale: 0, expired: 0, savedBytes: 0 }
+}
+
+/** The package.json of package `name` as resolved from `from` (its version keys the entries). */
+function packageJsonPath(name, from) {
+  try {
+    return require.resolve(`${name}/package.json`, { paths: [from] })
+  } catch {
+    // package.json hidden by an `exports` map: walk up from the entry point.
+    let dir = path.dirname(require.resolve(name, { paths: [from] }))
+    for (;;) {
+      const candidate = path.join(dir, 'package.json')
+      try {
+        if (JSON.parse(fs.readFileSync(candidate, 'utf8')).name === name) return candidate
+      } catch {}
+      const parent = path.dirname(dir)
+      if (parent === dir) throw new Error(`cacheTransforms: no package.json found for ${name}`)
+      dir = parent
+    }
+  }
 }
 
 /** blake3 of the dependency files' contents (missing ones count as such). */

@@ -3,7 +3,7 @@
  * packcache store, replacing the one `cache: { type: 'filesystem' }` adds.
  *
  * Add the plugin; keep (or write) `cache: { type: 'filesystem', ... }`: the
- * plugin takes that config's `name`, `version`, `buildDependencies`,
+ * plugin takes that config's `cacheDirectory`, `name`, `version`, `buildDependencies`,
  * `maxAge`, `idleTimeout`, `idleTimeoutForInitialStore` and `readonly`, and
  * turns the config into `{ type: 'memory' }` (webpack's in-memory layer stays;
  * this plugin is the layer below it). Options given to the plugin win.

@@ -53,7 +53,7 @@ function filesystemCacheOptions(cache) {
 
 function pick(fsCache) {
   if (!fsCache) return {}
-  const keys = ['name', 'version', 'maxAge', 'idleTimeout', 'idleTimeoutForInitialStore', 'readonly']
+  const keys = ['cacheDirectory', 'name', 'version', 'maxAge', 'idleTimeout', 'idleTimeoutForInitialStore', 'readonly']
   return Object.fromEntries(keys.filter((k) => fsCache[k] !== undefined).map((k) => [k, fsCache[k]]))
 }
 

@@ -102,10 +102,7 @@ function elfMachine(file) {
 function stageRoot(platformNames) {
   const dir = path.join(work, 'root')
   fs.mkdirSync(dir)
-  for (const file of pkg.files) {
-    fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true })
-    fs.copyFileSync(path.join(root, file), path.join(dir, file))
-  }
+  for (const file of pkg.files) fs.cpSync(path.join(root, file), path.join(dir, file), { recursive: true })
   const staged = { ...pkg, optionalDependencies: Object.fromEntries(platformNames.map((n) => [n, pkg.version])) }
   delete staged.devDependencies
   delete staged.scripts
@@ -129,7 +126,10 @@ const { PackStorage, hash } = require('packcache')
   const pairs = await new PackStorage({ root: process.argv[2], version: 'e2e' }).load('modules')
   assert.deepEqual(pairs.map(([k, v]) => [k.toString(), v.toString()]), [['a.js', 'export default 1']])
   assert.equal(hash('x').length, 64)
-  console.log('cjs ok')
+  const { PackcacheWebpackPlugin } = require('packcache/webpack')
+  assert.equal(typeof new PackcacheWebpackPlugin().apply, 'function')
+  assert.equal(typeof require('packcache/rollup').cacheTransforms, 'function')
+  console.log('cjs ok (packcache, packcache/webpack, packcache/rollup)')
 })()
 `
 const APP_ESM = `import assert from 'node:assert'
@@ -139,9 +139,18 @@ assert.equal((await s.get('modules', 'a.js')).toString(), 'export default 1')
 s.set('modules', 'b.js', Buffer.from('2'))
 await s.save()
 assert.equal((await s.loadMany(['modules']))[0].length, 2)
-console.log('esm ok')
+const { cacheTransforms } = await import('packcache/rollup')
+const plugins = cacheTransforms([{ name: 'id', transform: (code) => code }], { dir: process.argv[2] + '-rollup' })
+assert.equal(plugins[0].name, 'packcache:transform-cache')
+const { default: Plugin } = await import('packcache/webpack')
+assert.equal(typeof Plugin, 'function')
+console.log('esm ok (packcache, packcache/rollup, packcache/webpack)')
 `
 const APP_TS = `import { PackStorage, type PackcacheError } from 'packcache'
+import { PackcacheWebpackPlugin } from 'packcache/webpack'
+import { cacheTransforms, type TransformCacheStats } from 'packcache/rollup'
+export const plugin = new PackcacheWebpackPlugin({ compression: 'zstd', maxAge: 86_400_000 })
+export const plugins: unknown[] = cacheTransforms([], { packages: [], onStats: (s: TransformCacheStats) => s.hits })
 export async function use(root: string): Promise<number> {
   const s = new PackStorage({ root, version: 'e2e', compression: 'lz4' })
   s.set('m', new Uint8Array([1]), Buffer.from('v'))
