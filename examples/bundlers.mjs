@@ -1,0 +1,56 @@
+// The two bundler examples, each built twice (cold, then warm) in fresh
+// processes on a real source tree: the 641 ES modules of lodash-es, with
+// babel. Run: npm run example:bundlers
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repo = path.join(here, '..')
+const bin = (pkg, file) => path.join(repo, 'node_modules', pkg, file)
+
+function project(name) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `packcache-example-${name}-`))
+  fs.cpSync(path.join(repo, 'node_modules', 'lodash-es'), path.join(dir, 'src'), { recursive: true })
+  fs.rmSync(path.join(dir, 'src', 'package.json'))
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `example-${name}`, private: true }))
+  fs.writeFileSync(path.join(dir, 'babel.config.json'), JSON.stringify({ presets: [['@babel/preset-env', { targets: 'defaults' }]] }))
+  // The example resolves packcache and the tools as an installed app would.
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  for (const entry of fs.readdirSync(path.join(repo, 'node_modules'))) {
+    fs.symlinkSync(path.join(repo, 'node_modules', entry), path.join(dir, 'node_modules', entry))
+  }
+  fs.symlinkSync(repo, path.join(dir, 'node_modules', 'packcache'))
+  return dir
+}
+
+function timed(label, args, cwd) {
+  const started = performance.now()
+  const run = spawnSync(process.execPath, args, { cwd, encoding: 'utf8' })
+  const ms = Math.round(performance.now() - started)
+  const out = run.stdout + run.stderr
+  if (run.status !== 0) throw new Error(`${label} failed:\n${out}`)
+  const notes = out.split('\n').filter((l) => /PackcacheWebpackPlugin|transform cache/.test(l)).map((l) => l.trim())
+  console.log(`${label}: ${ms} ms${notes.length ? `\n  ${notes.join('\n  ')}` : ''}`)
+  return ms
+}
+
+const runs = [
+  ['webpack', 'webpack/webpack.config.cjs', (config) => [bin('webpack', 'bin/webpack.js'), '--config', config]],
+  ['vite', 'vite/vite.config.mjs', (config) => [bin('vite', 'bin/vite.js'), 'build', '--config', config]],
+]
+for (const [name, config, command] of runs) {
+  const dir = project(name)
+  try {
+    const file = path.join(dir, path.basename(config))
+    fs.copyFileSync(path.join(here, config), file)
+    const cold = timed(`${name} cold`, command(file), dir)
+    const warm = timed(`${name} warm`, command(file), dir)
+    const bundle = fs.readdirSync(path.join(dir, 'dist')).filter((f) => /\.m?js$/.test(f))
+    console.log(`${name}: warm/cold ${(warm / cold).toFixed(2)}; bundle ${bundle.join(', ')}\n`)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
