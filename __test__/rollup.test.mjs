@@ -215,3 +215,20 @@ test('entries_unused_for_max_age_are_dropped', async (t) => {
   assert.deepEqual((await storage.keys('transforms.used')).map(String), ['kept'])
   await storage.close()
 })
+
+test('dev_server_style_transforms_are_saved_after_a_quiet_spell', async (t) => {
+  const p = project(t)
+  const [controller, wrapped] = cacheTransforms([shout([])], { dir: p.cache, defaultDependencies: false })
+  const warnings = []
+  const ctx = { warn: (w) => warnings.push(w), addWatchFile() {}, parse() {} }
+  await controller.buildStart.call(ctx)
+  // A dev server: transforms on request, no buildEnd until it closes.
+  const out = await wrapped.transform.call(ctx, "export default 'dev'", p.file('dev.js'))
+  assert.match(out.code, /'DEV'/)
+  await new Promise((resolve) => setTimeout(resolve, 5_600))
+  const storage = new PackStorage({ root: p.cache, version: 'packcache-transform-1:', readonly: true })
+  assert.equal((await storage.keys('transforms')).length, 1, 'saved without a buildEnd')
+  await storage.close()
+  await controller.closeWatcher()
+  assert.deepEqual(warnings, [])
+})

@@ -10,6 +10,7 @@ const { acquireStorage, Usage, stableStringify } = require('./shared.js')
 /** Bumped when the entry layout or key recipe changes. */
 const ENTRY_FORMAT = 'packcache-transform-1'
 const DAY = 86_400_000
+const IDLE_SAVE_MS = 5_000
 
 /**
  * Context members a cached transform may use. Anything else it touches
@@ -86,7 +87,21 @@ class CacheState {
     this.usage = null
     this.salt = null
     this.warned = false
+    this.timer = null
     this.stats = newStats()
+  }
+
+  /**
+   * A dev server transforms on demand and ends its build only when it
+   * closes: new entries are also saved once no entry was stored for 5 s.
+   */
+  scheduleSave() {
+    if (this.timer) return void this.timer.refresh()
+    this.timer = setTimeout(() => {
+      this.timer = null
+      this.persist(null, false)
+    }, IDLE_SAVE_MS)
+    this.timer.unref()
   }
 
   controller() {
@@ -119,7 +134,9 @@ class CacheState {
   }
 
   /** Saves this build's new entries and last-used times; drops expired entries. */
-  async persist(ctx) {
+  async persist(ctx, endOfBuild = true) {
+    clearTimeout(this.timer)
+    this.timer = null
     if (!this.storage) return
     try {
       await this.usage.flush()
@@ -132,10 +149,12 @@ class CacheState {
     } catch (error) {
       this.degrade(ctx, error)
     }
-    this.onStats?.({ ...this.stats })
+    if (endOfBuild) this.onStats?.({ ...this.stats })
   }
 
   async close() {
+    clearTimeout(this.timer)
+    this.timer = null
     const handle = this.handle
     this.handle = null
     this.usage = null
@@ -247,6 +266,7 @@ async function cachedTransform(ctx, handler, identity, state, code, id, rest) {
       storage.set(state.scope, key, entry)
       state.usage.touch(key)
       state.stats.stored++
+      state.scheduleSave()
     } else {
       state.stats.uncacheable++
     }

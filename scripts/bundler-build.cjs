@@ -1,5 +1,6 @@
 // One build of a scripts/bundler-project.mjs project, run in its directory:
-//   node bundler-build.cjs webpack|rollup|vite none|filesystem|packcache
+//   node bundler-build.cjs webpack|rollup|vite none|filesystem|packcache|bare
+// ('bare', Rollup and Vite only: no babel at all, the bundler's own floor)
 // Env: CACHE_DIR (default .cache-<tool>-<mode>), OUT_DIR (default dist-<tool>-<mode>).
 // Prints "compiled" when the bundle is written, then one JSON line:
 // { ms, outputFile, runs } (`runs`: transforms/loaders that ran, not restored).
@@ -74,7 +75,8 @@ async function rollupBuild() {
   const { cacheTransforms } = require('../plugins/rollup.js')
   const counted = countedBabel(babel)
   const packages = ['@rollup/plugin-babel', '@babel/core', '@babel/preset-env']
-  const plugins = mode === 'packcache' ? cacheTransforms([counted], { dir: cacheDir, packages }) : [counted]
+  const plugins =
+    mode === 'packcache' ? cacheTransforms([counted], { dir: cacheDir, packages }) : mode === 'bare' ? [] : [counted]
   const bundle = await rollup({ input: path.join(cwd, 'src', 'lodash.js'), plugins })
   await bundle.write({ dir: outDir, format: 'es', sourcemap: true })
   console.log('compiled')
@@ -92,7 +94,8 @@ async function viteBuild() {
     configFile: false,
     root: cwd,
     logLevel: 'warn',
-    plugins: mode === 'packcache' ? cacheTransforms([counted], { dir: cacheDir, packages }) : [counted],
+    plugins:
+      mode === 'packcache' ? cacheTransforms([counted], { dir: cacheDir, packages }) : mode === 'bare' ? [] : [counted],
     build: {
       outDir,
       emptyOutDir: true,
