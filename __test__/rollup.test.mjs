@@ -142,6 +142,25 @@ test('watched_file_change_makes_the_entry_stale_and_calls_are_replayed', async (
   assert.match(stale.code, /'two'/)
 })
 
+test('result_with_data_json_cannot_hold_is_not_cached', async (t) => {
+  const p = project(t)
+  const odd = (runs) => ({
+    name: 'odd',
+    transform(code, id) {
+      runs.push(path.basename(id))
+      if (id.endsWith('a.js')) return { code, meta: { odd: { seen: new Set([1]) } } }
+      if (id.endsWith('b.js')) return { code, meta: { odd: { check: () => true } } }
+      return { code, meta: { odd: { plain: [1, 'two', null] } } }
+    },
+  })
+  let stats
+  await build(p, cached(p, [odd([])], { onStats: (s) => (stats = s) }))
+  assert.deepEqual([stats.stored, stats.uncacheable], [1, 2])
+  const runs = []
+  await build(p, cached(p, [odd(runs)]))
+  assert.deepEqual(runs.sort(), ['a.js', 'b.js'])
+})
+
 test('hook_that_emits_a_file_is_not_cached', async (t) => {
   const p = project(t)
   const emitting = (runs) =>
@@ -191,6 +210,11 @@ test('damaged_cache_warns_and_builds_correct_output', async (t) => {
   const out = await build(p, cached(p, [shout([])]))
   assert.equal(out.code, plain.code)
   assert.ok(out.warnings.some((w) => /transform cache unavailable.*PACKCACHE_CORRUPT/.test(w.message)), out.warnings.map((w) => w.message).join('\n'))
+  const runs = []
+  const healed = await build(p, cached(p, [shout(runs)]))
+  assert.deepEqual(runs, [], 'the damaged build stored its entries again')
+  assert.equal(healed.code, plain.code)
+  assert.deepEqual(healed.warnings, [])
 })
 
 test('entries_unused_for_max_age_are_dropped', async (t) => {
@@ -211,6 +235,18 @@ test('entries_unused_for_max_age_are_dropped', async (t) => {
   assert.equal(await usage.flush(t0 + 5 * DAY + 60_000), 0, 'a time less than an hour old is not written again')
   assert.equal(await usage.prune(7 * DAY, t0 + 8 * DAY), 1)
   await storage.save()
+  usage.touch(Buffer.from('kept'))
+  await usage.flush(t0 + 8 * DAY)
+  assert.equal(await usage.prune(1, t0 + 30 * DAY), 1, 'maxAge shorter than the hour between prunes')
+  storage.set('transforms', 'late', Buffer.from('late'))
+  usage.touch(Buffer.from('late'))
+  await usage.flush(t0)
+  assert.equal(await usage.prune(7 * DAY, t0 + 30 * DAY + 60_000), 0, 'pruned a minute ago: not again yet')
+  storage.remove('transforms', 'late')
+  storage.remove('transforms.used', 'late')
+  storage.set('transforms', 'kept', Buffer.from('kept'))
+  usage.touch(Buffer.from('kept'))
+  await usage.flush(t0 + 30 * DAY)
   assert.deepEqual((await storage.keys('transforms')).map(String), ['kept'])
   assert.deepEqual((await storage.keys('transforms.used')).map(String), ['kept'])
   await storage.close()

@@ -214,6 +214,9 @@ test('damaged_store_warns_and_builds_correct_output', async (t) => {
   assert.equal(output(p), uncached)
   assert.equal(damaged.runs, 3)
   assert.ok(damaged.logs.some((l) => l.startsWith('warn:') && /PACKCACHE_CORRUPT/.test(l)), damaged.logs.join('\n'))
+  const healed = await build(config(p))
+  assert.equal(healed.runs, 0, `the damaged build stored a sound cache again:\n${healed.logs.join('\n')}`)
+  assert.equal(output(p), uncached)
 })
 
 test('readonly_cache_is_read_and_never_written', async (t) => {

@@ -310,10 +310,20 @@ function normalizeResult(result) {
     else out[k] = v
   }
   try {
-    return JSON.parse(JSON.stringify(out))
+    return JSON.parse(JSON.stringify(out, strictJson))
   } catch {
-    return undefined // cycles, BigInt: not storable
+    return undefined // cycles, BigInt, functions, Sets…: not storable as they are
   }
+}
+
+/** A JSON replacer that refuses what JSON would silently drop or flatten. */
+function strictJson(key, value) {
+  if (typeof value === 'function' || typeof value === 'symbol') throw new TypeError(`${key}: not JSON`)
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) throw new TypeError(`${key}: not a plain object`)
+  }
+  return value
 }
 
 function normalizeMap(map) {

@@ -36,6 +36,8 @@ function acquireStorage(root, version, options = {}) {
 const MINUTE = 60_000
 /** A last-used time is written again only when it is older than this. */
 const TOUCH_GRANULARITY = 60 * MINUTE
+/** Expiry reads every last-used time: at most this often. */
+const PRUNE_EVERY = 60 * MINUTE
 
 /**
  * Last-used times of a scope's entries, kept in the scope `<scope>.used`
@@ -47,6 +49,7 @@ class Usage {
     this.storage = storage
     this.scope = scope
     this.usedScope = `${scope}.used`
+    this.metaScope = `${scope}.meta`
     this.touched = new Map() // hex key -> Buffer key
   }
 
@@ -76,9 +79,15 @@ class Usage {
   /**
    * Removes the entries (from `scope` and the extra `alsoFrom` scopes) not
    * used for `maxAge` ms. Entries without a recorded use are left alone.
+   * Runs at most once per `PRUNE_EVERY` (or `maxAge`, if shorter).
    */
   async prune(maxAge, now = Date.now(), alsoFrom = []) {
     if (!(maxAge < Infinity)) return 0
+    const [last] = await this.storage.getMany(this.metaScope, ['pruned'])
+    if (last?.length === 8 && now - last.readDoubleLE(0) < Math.min(PRUNE_EVERY, maxAge)) return 0
+    const stamp = Buffer.alloc(8)
+    stamp.writeDoubleLE(now)
+    this.storage.set(this.metaScope, 'pruned', stamp)
     const oldest = Math.floor((now - maxAge) / MINUTE)
     let removed = 0
     for (const [key, stamp] of await this.storage.load(this.usedScope)) {

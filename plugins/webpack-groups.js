@@ -183,9 +183,15 @@ class EntryGroups {
 
   /** Removes stored groups the index does not name (a reset cache, or another process's lost write). */
   async removeUnknownGroups() {
-    for (const key of await this.storage.keys(this.groupsScope)) {
-      if (!this.groups.has(key.toString())) this.storage.remove(this.groupsScope, key)
+    let keys
+    try {
+      keys = await this.storage.keys(this.groupsScope)
+    } catch (error) {
+      // A damaged scope: this save resets it (the store drops damaged packs it has read).
+      this.logger.debug?.(`listing stored groups failed, sweeping next time: ${error.message}`)
+      return
     }
+    for (const key of keys) if (!this.groups.has(key.toString())) this.storage.remove(this.groupsScope, key)
     this.sweep = false
   }
 

@@ -3,6 +3,7 @@
 'use strict'
 
 const path = require('node:path')
+const { hash } = require('../loader.js')
 const { acquireStorage } = require('./shared.js')
 const { BuildDependencies } = require('./webpack-deps.js')
 const { EntryGroups } = require('./webpack-groups.js')
@@ -110,11 +111,20 @@ class PackcacheCache {
     this.handle = acquireStorage(path.resolve(dir), version, { compression: options.compression })
     const storage = this.handle.storage
     const scope = scopeName(name)
-    this.deps = new BuildDependencies({ compiler, storage, scope, logger: this.logger, options })
     const serializer = webpack.util.serialization.buffersSerializer
-    this.groups = new EntryGroups({ storage, scope, serializer, logger: this.logger, options })
-    const valid = await this.deps.restore()
-    const restored = valid ? await this.groups.restore() : { entries: 0, groups: 0, bytes: 0 }
+    const fresh = () => {
+      this.deps = new BuildDependencies({ compiler, storage, scope, logger: this.logger, options })
+      this.groups = new EntryGroups({ storage, scope, serializer, logger: this.logger, options })
+    }
+    fresh()
+    let restored = { entries: 0, groups: 0, bytes: 0 }
+    try {
+      if (await this.deps.restore()) restored = await this.groups.restore()
+    } catch (error) {
+      // Unreadable (damaged) cache: start empty; the next store rewrites it.
+      this.logger.warn(`cache unreadable, starting with an empty one: ${describe(error)}`)
+      fresh()
+    }
     this.logger.log(
       `restored ${restored.entries} entries in ${restored.groups} groups (${mib(restored.bytes)} MiB) ` +
         `from ${dir} in ${Date.now() - started} ms`,
@@ -196,7 +206,6 @@ class PackcacheCache {
 /** A store scope name from a cache name (scopes allow [A-Za-z0-9_.-]). */
 function scopeName(name) {
   const safe = String(name).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 80)
-  const { hash } = require('../loader.js')
   return safe === name ? `webpack.${safe}` : `webpack.${safe}.${hash(String(name)).slice(0, 8)}`
 }
 
