@@ -268,3 +268,17 @@ compiler.run((err, stats) => {
   assert.match(last.text, /runs 0/)
   assert.match(fs.readFileSync(path.join(p.dir, 'c', 'main.js'), 'utf8'), /round 2/)
 })
+
+test('compiler_without_webpacks_serializer_is_left_alone_with_a_warning', () => {
+  // Rspack's compiler has webpack's cache hooks but no util.serialization.
+  const warnings = []
+  const cache = { type: 'filesystem' }
+  const compiler = {
+    webpack: { version: '5.75.0', util: {} },
+    options: { cache },
+    getInfrastructureLogger: () => ({ warn: (m) => warnings.push(m) }),
+  }
+  new PackcacheWebpackPlugin().apply(compiler)
+  assert.equal(compiler.options.cache, cache, 'cache options untouched')
+  assert.match(warnings.join('\n'), /stays off/)
+})

@@ -20,6 +20,8 @@
  *   other process's new entries are rebuilt, never read wrong.
  * - Child compilers share their parent's cache; each compiler of a
  *   multi-compiler config keeps its own entries (scope per cache `name`).
+ * - webpack 5 only: under Rspack (no `compiler.webpack.util.serialization`)
+ *   it logs a warning and stays off.
  */
 export interface PackcacheWebpackPluginOptions {
   /** Directory of the store (default `<context>/node_modules/.cache/packcache-webpack`). */

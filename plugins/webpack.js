@@ -36,6 +36,13 @@ class PackcacheWebpackPlugin {
   }
 
   apply(compiler) {
+    if (!compiler.webpack?.util?.serialization?.buffersSerializer) {
+      // Rspack: its JS compiler.cache has webpack's hooks but not webpack's serializer.
+      compiler
+        .getInfrastructureLogger(PLUGIN)
+        .warn('this compiler has no webpack.util.serialization.buffersSerializer (Rspack?): the plugin stays off')
+      return
+    }
     const fsCache = filesystemCacheOptions(compiler.options.cache)
     const options = { ...DEFAULTS, ...pick(fsCache), ...this.options }
     options.buildDependencies = { ...fsCache?.buildDependencies, ...this.options.buildDependencies }
