@@ -282,3 +282,32 @@ test('compiler_without_webpacks_serializer_is_left_alone_with_a_warning', () => 
   assert.equal(compiler.options.cache, cache, 'cache options untouched')
   assert.match(warnings.join('\n'), /stays off/)
 })
+
+test('entry_being_written_is_still_served_and_a_newer_put_wins', async (t) => {
+  const { EntryGroups } = require('../plugins/webpack-groups.js')
+  const { PackStorage } = require('../index.js')
+  const storage = new PackStorage({ root: tempRoot(t), version: 'v' })
+  let release
+  const gate = new Promise((resolve) => (release = resolve))
+  const serializer = {
+    serialize: async (value) => (await gate, [Buffer.from(JSON.stringify(value))]),
+    deserialize: ([bytes]) => JSON.parse(bytes.toString()),
+  }
+  const logger = { warn() {}, debug() {} }
+  const groups = new EntryGroups({ storage, scope: 'w', serializer, logger, options: { groupSize: 10, maxAge: Infinity } })
+  groups.put('Compilation/modules|a', 'e1', { v: 1 })
+  const writing = groups.write(false)
+  assert.deepEqual(await groups.get('Compilation/modules|a', 'e1'), { v: 1 }, 'served while its group is serialized')
+  groups.put('Compilation/modules|a', 'e2', { v: 2 })
+  release()
+  assert.equal((await writing).entries, 1)
+  assert.deepEqual(await groups.get('Compilation/modules|a', 'e2'), { v: 2 })
+  assert.equal(await groups.get('Compilation/modules|a', 'e1'), undefined)
+  await groups.write(false)
+  await storage.save()
+  const again = new EntryGroups({ storage, scope: 'w', serializer, logger, options: { groupSize: 10, maxAge: Infinity } })
+  await again.restore()
+  assert.deepEqual(await again.get('Compilation/modules|a', 'e2'), { v: 2 })
+  assert.equal(again.groups.size, 1, 'the superseded group was dropped')
+  await storage.close()
+})

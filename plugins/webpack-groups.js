@@ -29,6 +29,7 @@ class EntryGroups {
     this.raw = new Map() // group id -> serialized bytes, until decoded
     this.decoded = new Map() // group id -> Promise<[identifiers, datas] | null>
     this.pending = new Map() // identifier -> { etag, data, used }
+    this.writing = new Map() // the pending entries a running write took, until they are in groups
     this.indexDirty = false
     this.sweep = true // until a valid index is restored, stored groups are unknown
   }
@@ -58,7 +59,7 @@ class EntryGroups {
   }
 
   async get(identifier, etag) {
-    const fresh = this.pending.get(identifier)
+    const fresh = this.pending.get(identifier) ?? this.writing.get(identifier)
     if (fresh) return fresh.etag === etag ? fresh.data : undefined
     const entry = this.index.get(identifier)
     if (!entry || entry.etag !== etag) return undefined
@@ -102,12 +103,17 @@ class EntryGroups {
     await this.repack()
     if (this.pending.size === 0 && !this.indexDirty && expired === 0 && !this.sweep && !force) return null
     const entries = [...this.pending]
-    this.pending.clear()
+    this.writing = this.pending
+    this.pending = new Map()
     let groups = 0
-    for (const kind of byKind(entries)) {
-      for (let at = 0; at < kind.length; at += this.groupSize) {
-        if (await this.writeGroup(kind.slice(at, at + this.groupSize))) groups++
+    try {
+      for (const kind of byKind(entries)) {
+        for (let at = 0; at < kind.length; at += this.groupSize) {
+          if (await this.writeGroup(kind.slice(at, at + this.groupSize))) groups++
+        }
       }
+    } finally {
+      this.writing = new Map()
     }
     if (this.sweep) await this.removeUnknownGroups()
     this.storage.set(this.metaScope, INDEX, Buffer.from(JSON.stringify({ groups: this.indexEntries() })))
@@ -140,6 +146,12 @@ class EntryGroups {
       }
       this.dropGroup(group)
     }
+  }
+
+  /** Forgets a group that failed to deserialize, and its entries. */
+  dropBroken(group) {
+    for (const [identifier, entry] of this.index) if (entry.group === group) this.index.delete(identifier)
+    this.dropGroup(group)
   }
 
   dropGroup(group) {
