@@ -268,3 +268,15 @@ test('dev_server_style_transforms_are_saved_after_a_quiet_spell', async (t) => {
   await controller.closeWatcher()
   assert.deepEqual(warnings, [])
 })
+
+test('unusable_cache_directory_warns_and_builds_uncached', async (t) => {
+  const p = project(t)
+  const plain = await build(p, [shout([])])
+  const blocker = path.join(p.dir, 'not-a-dir')
+  fs.writeFileSync(blocker, 'a file where the cache directory should be')
+  const runs = []
+  const out = await build(p, cacheTransforms([shout(runs)], { dir: path.join(blocker, 'cache'), defaultDependencies: false }))
+  assert.equal(out.code, plain.code)
+  assert.equal(runs.length, 3)
+  assert.ok(out.warnings.some((w) => /transform cache unavailable.*PACKCACHE_IO/.test(w.message)), out.warnings.map((w) => w.message).join('\n'))
+})

@@ -111,11 +111,16 @@ class CacheState {
       api: { stats: () => ({ ...state.stats }) },
       async buildStart() {
         state.stats = newStats()
-        if (!state.handle) {
-          state.handle = acquireStorage(state.dir, `${ENTRY_FORMAT}:${state.version}`)
-          state.usage = new Usage(state.handle.storage, state.scope)
+        try {
+          if (!state.handle) {
+            state.handle = acquireStorage(state.dir, `${ENTRY_FORMAT}:${state.version}`)
+            state.usage = new Usage(state.handle.storage, state.scope)
+          }
+          state.salt = await dependencySalt(state.dependencies)
+        } catch (error) {
+          state.degrade(this, error) // e.g. an unwritable directory: the build runs uncached
+          await state.close()
         }
-        state.salt = await dependencySalt(state.dependencies)
       },
       async buildEnd() {
         await state.persist(this)
@@ -143,6 +148,8 @@ class CacheState {
       this.stats.expired = await this.usage.prune(this.maxAge)
     } catch (error) {
       this.degrade(ctx, error)
+      // Damaged last-used times are dropped (their entries then wait for a new use to expire).
+      if (error.code === 'PACKCACHE_CORRUPT') await this.usage.reset().catch(() => {})
     }
     try {
       this.stats.savedBytes = (await this.storage.save()).bytesWritten

@@ -76,6 +76,13 @@ class Usage {
     return written
   }
 
+  /** Forgets every last-used time (a damaged scope is replaced by an empty one). */
+  async reset() {
+    this.touched.clear()
+    await this.storage.reset(this.usedScope)
+    await this.storage.reset(this.metaScope)
+  }
+
   /**
    * Removes the entries (from `scope` and the extra `alsoFrom` scopes) not
    * used for `maxAge` ms. Entries without a recorded use are left alone.
