@@ -53,6 +53,25 @@ test('set_parts_getter_that_detaches_an_earlier_part_cannot_expose_freed_bytes',
   await s.close()
 })
 
+test('set_parts_getter_that_detaches_the_key_cannot_expose_freed_bytes', async (t) => {
+  const s = open(tempRoot(t))
+  const key = new Uint8Array(new ArrayBuffer(16)).fill(65)
+  const parts = [Buffer.from('v')]
+  Object.defineProperty(parts, 1, {
+    enumerable: true,
+    get: () => {
+      structuredClone(key.buffer, { transfer: [key.buffer] }) // detaches the key
+      return Buffer.from('w')
+    },
+  })
+  // The key is read after the parts' getters ran: it is the empty key now.
+  s.set('m', key, parts)
+  assert.equal(key.byteLength, 0)
+  assert.deepEqual((await s.keys('m')).map((k) => k.length), [0])
+  assert.deepEqual(await s.get('m', ''), Buffer.from('vw'))
+  await s.close()
+})
+
 test('keys_lists_live_keys_with_unsaved_updates_and_no_values', async (t) => {
   const root = tempRoot(t)
   const s = open(root)

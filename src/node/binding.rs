@@ -306,11 +306,13 @@ impl PackStorage {
 
 /// The work of `set`, shared with the lean entry points in `fast.rs`.
 pub(crate) fn set_on(store: &Store, env: &Env, scope: &Unknown, key: &Unknown, value: &Unknown) -> Result<()> {
-    let key = args::key(env, key)?;
+    // The value first: reading an array of parts may run getters (JS), which
+    // must not run while the key's bytes are borrowed. Nothing below runs JS.
     args::with_value_parts(env, value, |parts| {
-        args::with_str(env, scope, "scope", |scope| store.set_parts(scope, &key, parts))
-    })??
-    .map_err(|e| js_errors::engine_error(env, &e))
+        let key = args::key(env, key)?;
+        args::with_str(env, scope, "scope", |scope| store.set_parts(scope, &key, parts))?
+            .map_err(|e| js_errors::engine_error(env, &e))
+    })?
 }
 
 fn is_nullish(value: &Unknown) -> Result<bool> {
