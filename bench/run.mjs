@@ -82,6 +82,7 @@ const rows = systems.map((system) => {
     inc: m((x) => x.inc.ms),
     incWritten: m((x) => x.inc.written ?? x.inc.diskDelta),
     get: m((x) => x.get.ms),
+    warmGet: m((x) => x.get.warmUs),
     getMany: m((x) => x.getMany?.ms),
     disk: m((x) => x.save.disk),
     rss: m((x) => x.load.rss),
@@ -100,6 +101,7 @@ const table = [
     `| ${r.system} | ${ms(r.save)}${ratio(r.save, base.save)} | ${ms(r.load)}${ratio(r.load, base.load)} | ${ms(r.cold)}${ratio(r.cold, base.cold)} | ${ms(r.inc)}${ratio(r.inc, base.inc)} | ${mib(r.incWritten)} | ${ms(r.get)}${ratio(r.get, base.get)} | ${ms(r.getMany)} | ${mib(r.disk)} | ${mib(r.rss)} | ${ms(r.eld)} |`),
 ]
 console.log(table.join('\n'))
+console.log(`\nwarm get (the same 1 000 keys again, same process), µs per get: ${rows.map((r) => `${r.system} ${r.warmGet?.toFixed(1) ?? '-'}`).join(', ')}`)
 if (limit) {
   const codec = limit.codec ?? 'zstd'
   console.log(`\nlimits (Rust, all cores, packcache's packs, ${codec}): read + decode ${limit.readDecodeMs} ms (buffers reused), ` +
