@@ -72,9 +72,17 @@ pub fn snapshot(paths: Vec<String>, list_directories: bool) -> Result<Vec<u8>> {
 
 /// The indexes of the entries of `snapshot` whose file changed since.
 pub fn changed(snapshot: &[u8]) -> Result<Vec<u32>> {
-    let states = decode(snapshot)?;
-    let indexed: Vec<(u32, FileState)> = (0..).zip(states).collect();
-    let verdicts = par::map(indexed, |(i, old)| is_changed(&old).then_some(i));
+    Ok(changed_entries(snapshot)?.into_iter().map(|(i, _)| i).collect())
+}
+
+/// The paths of the entries of `snapshot` whose file changed since.
+pub fn changed_paths(snapshot: &[u8]) -> Result<Vec<String>> {
+    Ok(changed_entries(snapshot)?.into_iter().map(|(_, state)| state.path).collect())
+}
+
+fn changed_entries(snapshot: &[u8]) -> Result<Vec<(u32, FileState)>> {
+    let indexed: Vec<(u32, FileState)> = (0..).zip(decode(snapshot)?).collect();
+    let verdicts = par::map(indexed, |(i, old)| is_changed(&old).then_some((i, old)));
     Ok(verdicts.into_iter().flatten().collect())
 }
 

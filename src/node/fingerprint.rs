@@ -58,12 +58,7 @@ pub fn fingerprint<'e>(env: &'e Env, paths: Unknown, options: Unknown) -> Result
 #[napi(catch_unwind, ts_args_type = "snapshot: Buffer | Uint8Array", ts_return_type = "Promise<string[]>")]
 pub fn changed_files<'e>(env: &'e Env, snapshot: Unknown) -> Result<PromiseRaw<'e, Vec<String>>> {
     let bytes = args::data(env, &snapshot)?.into_owned();
-    let job = move || {
-        let indexes = fingerprint::changed(&bytes)?;
-        let states = fingerprint::decode(&bytes)?;
-        Ok(indexes.into_iter().map(|i| states[i as usize].path.clone()).collect::<Vec<_>>())
-    };
-    run(env, job, |paths| paths)
+    run(env, move || fingerprint::changed_paths(&bytes), |paths| paths)
 }
 
 /// The entries of a snapshot, decoded (for logs and tests).
