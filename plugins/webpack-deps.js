@@ -33,7 +33,8 @@ class BuildDependencies {
         if (item.optional) this.optional.add(dep)
       }
     }
-    this.fresh.add(webpackLibDirectory(compiler))
+    this.webpackLib = webpackLibDirectory(compiler)
+    this.fresh.add(this.webpackLib)
     this.fileSystemInfo = null
   }
 
@@ -108,7 +109,7 @@ class BuildDependencies {
   info() {
     if (!this.fileSystemInfo) {
       const { compiler } = this
-      const FileSystemInfo = require(path.join(webpackLibDirectory(compiler), 'FileSystemInfo.js'))
+      const FileSystemInfo = require(path.join(this.webpackLib, 'FileSystemInfo.js'))
       this.fileSystemInfo = new FileSystemInfo(compiler.intermediateFileSystem ?? compiler.inputFileSystem, {
         managedPaths: compiler.options.snapshot?.managedPaths,
         immutablePaths: compiler.options.snapshot?.immutablePaths,

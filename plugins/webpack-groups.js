@@ -229,16 +229,20 @@ const MANY = 16
 function byKind(entries) {
   const kinds = new Map()
   for (const entry of entries) {
-    const id = entry[0]
-    const bar = id.indexOf('|')
-    const kind = bar < 0 ? '' : id.slice(0, bar)
+    const kind = kindOf(entry[0])
     let list = kinds.get(kind)
     if (!list) kinds.set(kind, (list = []))
     list.push(entry)
   }
-  const many = entries.filter(([id]) => kinds.get(id.slice(0, Math.max(0, id.indexOf('|'))))?.length >= MANY)
+  const many = entries.filter(([id]) => kinds.get(kindOf(id)).length >= MANY)
   const few = [...kinds.values()].filter((list) => list.length < MANY)
   return many.length > 0 ? [many, ...few] : few
+}
+
+/** `Compilation/modules` of `Compilation/modules|…`; '' for an identifier without a kind. */
+function kindOf(identifier) {
+  const bar = identifier.indexOf('|')
+  return bar < 0 ? '' : identifier.slice(0, bar)
 }
 
 function nowMinutes() {
