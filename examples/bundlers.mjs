@@ -2,28 +2,19 @@
 // processes on a real source tree: the 641 ES modules of lodash-es, with
 // babel. Run: npm run example:bundlers
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { createProject, repo } from '../scripts/bundler-project.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const repo = path.join(here, '..')
 const bin = (pkg, file) => path.join(repo, 'node_modules', pkg, file)
 
+/** The lodash-es project the end-to-end tests build, plus packcache resolvable as an installed app sees it. */
 function project(name) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `packcache-example-${name}-`))
-  fs.cpSync(path.join(repo, 'node_modules', 'lodash-es'), path.join(dir, 'src'), { recursive: true })
-  fs.rmSync(path.join(dir, 'src', 'package.json'))
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `example-${name}`, private: true }))
-  fs.writeFileSync(path.join(dir, 'babel.config.json'), JSON.stringify({ presets: [['@babel/preset-env', { targets: 'defaults' }]] }))
-  // The example resolves packcache and the tools as an installed app would.
-  fs.mkdirSync(path.join(dir, 'node_modules'))
-  for (const entry of fs.readdirSync(path.join(repo, 'node_modules'))) {
-    fs.symlinkSync(path.join(repo, 'node_modules', entry), path.join(dir, 'node_modules', entry))
-  }
-  fs.symlinkSync(repo, path.join(dir, 'node_modules', 'packcache'))
-  return dir
+  const p = createProject(`packcache-example-${name}-`)
+  fs.symlinkSync(repo, path.join(p.dir, 'node_modules', 'packcache'))
+  return p
 }
 
 function timed(label, args, cwd) {
@@ -42,7 +33,8 @@ const runs = [
   ['vite', 'vite/vite.config.mjs', (config) => [bin('vite', 'bin/vite.js'), 'build', '--config', config]],
 ]
 for (const [name, config, command] of runs) {
-  const dir = project(name)
+  const p = project(name)
+  const dir = p.dir
   try {
     const file = path.join(dir, path.basename(config))
     fs.copyFileSync(path.join(here, config), file)
@@ -51,6 +43,6 @@ for (const [name, config, command] of runs) {
     const bundle = fs.readdirSync(path.join(dir, 'dist')).filter((f) => /\.m?js$/.test(f))
     console.log(`${name}: warm/cold ${(warm / cold).toFixed(2)}; bundle ${bundle.join(', ')}\n`)
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
+    p.remove()
   }
 }
