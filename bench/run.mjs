@@ -21,7 +21,7 @@ const opt = (name, def) => {
 const quick = flag('quick')
 const n = Number(opt('n', quick ? 2000 : 10000))
 const runs = Number(opt('runs', quick ? 1 : 5))
-const systems = opt('systems', 'packcache,packcache-zstd,packcache-none,packcache-columns,lmdb,lmdb-compressed,webpack,plain').split(',')
+const systems = opt('systems', 'packcache,packcache-zstd,packcache-none,packcache-columns,rspack,lmdb,lmdb-compressed,webpack,plain').split(',')
 const work = fs.mkdtempSync(path.join(opt('dir', os.tmpdir()), 'packcache-bench-'))
 
 function measure(system, op, dir, seed = 2) {
@@ -36,6 +36,29 @@ function limits(dir) {
   const versionDir = path.join(dir, fs.readdirSync(dir).find((d) => /^pc\d+-/.test(d)))
   return JSON.parse(execFileSync(bin, [versionDir], { encoding: 'utf8' }).trim())
 }
+
+/** Builds rspack's storage driver (bench/rspack-storage; ≈ 4 min the first
+ * time). rspack builds with a nightly compiler and one of its crates turns on
+ * regex's nightly-only `pattern` feature, so the stable compiler is told to
+ * allow it (RUSTC_BOOTSTRAP); Cargo.lock pins a regex whose impl matches
+ * this compiler's. `false` (and the reason printed) if that fails. */
+function buildRspackPeer() {
+  const manifest = path.join(here, 'rspack-storage', 'Cargo.toml')
+  try {
+    execFileSync('cargo', ['build', '--release', '--quiet', '--locked', '--manifest-path', manifest], {
+      stdio: 'inherit',
+      env: { ...process.env, RUSTC_BOOTSTRAP: '1' },
+    })
+    return true
+  } catch (e) {
+    console.log(`rspack_storage did not build (${e.message.split('\n')[0]}): left out of this run`)
+    return false
+  }
+}
+if (systems.includes('rspack') && !buildRspackPeer()) systems.splice(systems.indexOf('rspack'), 1)
+
+// Systems without a single-key read (rspack_storage loads whole scopes only).
+const NO_GET = new Set(['rspack'])
 
 const median = (xs) => {
   const s = xs.filter((x) => x != null).sort((a, b) => a - b)
@@ -55,7 +78,7 @@ for (let r = 0; r < runs; r++) {
     const save = measure(system, 'save', dir)
     const load = measure(system, 'load', dir)
     const cold = measure(system, 'coldload', dir)
-    const get = measure(system, 'get', dir)
+    const get = NO_GET.has(system) ? null : measure(system, 'get', dir)
     const getMany = system.startsWith('packcache') ? measure(system, 'getmany', dir) : null
     const inc = measure(system, 'inc', dir)
     results[system].push({ save, load, cold, get, getMany, inc })
@@ -81,8 +104,8 @@ const rows = systems.map((system) => {
     cold: m((x) => x.cold.ms),
     inc: m((x) => x.inc.ms),
     incWritten: m((x) => x.inc.written ?? x.inc.diskDelta),
-    get: m((x) => x.get.ms),
-    warmGet: m((x) => x.get.warmUs),
+    get: m((x) => x.get?.ms),
+    warmGet: m((x) => x.get?.warmUs),
     getMany: m((x) => x.getMany?.ms),
     disk: m((x) => x.save.disk),
     rss: m((x) => x.load.rss),
@@ -113,6 +136,16 @@ if (limit) {
     console.log(`packcache disk / raw: ${(pc.disk / bytes).toFixed(3)}; load peak RSS / loaded bytes: ${(pc.rss / pc.loaded).toFixed(2)}`)
   }
   if (pc && plain) console.log(`packcache full load / plain: ${(pc.load / plain.load).toFixed(2)}× (cold page cache: ${(pc.cold / plain.cold).toFixed(2)}×)`)
+}
+// Issue 13's targets are ratios to rspack_storage, the system packcache succeeds.
+const rspack = rows.find((r) => r.system === 'rspack')
+if (rspack) {
+  const vs = (name, what) => {
+    const r = rows.find((x) => x.system === name)
+    return r ? `${name} ${(r[what] / rspack[what]).toFixed(2)}×` : null
+  }
+  const line = (what) => ['packcache', 'packcache-columns', 'packcache-none', 'packcache-zstd'].map((s) => vs(s, what)).filter(Boolean).join(', ')
+  console.log(`\n/ rspack_storage: full load ${line('load')}; full save ${line('save')}; cold load ${line('cold')}; disk ${line('disk')}`)
 }
 if (flag('growth')) {
   // 50 incremental generations, 1% changed (and 0.5% removed) each.

@@ -3,6 +3,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { workloadFile } from './workload.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -174,6 +177,44 @@ function plain() {
   )
 }
 
+/** The binary `bench/rspack-storage` builds (see there and bench/README). */
+export const rspackPeerBin = path.join(path.dirname(fileURLToPath(import.meta.url)), 'rspack-storage', 'target', 'release', 'packcache-rspack-peer')
+
+/** rspack's cache storage, in Rust with no JS crossing: each operation runs in
+ * that binary, which times it itself (its figures exclude its start and the
+ * read of its input file). There is no single-key read in its API. */
+function rspackStorage() {
+  const run = (...args) => JSON.parse(execFileSync(rspackPeerBin, args, { encoding: 'utf8', maxBuffer: 1 << 20 }).trim())
+  const u32 = (n) => {
+    const b = Buffer.alloc(4)
+    b.writeUInt32LE(n)
+    return b
+  }
+  const field = (b) => [u32(b.length), b]
+  return {
+    selfTimed: true,
+    async save(dir, scopes, { n }) {
+      return run('save', dir, workloadFile(n))
+    },
+    async load(dir, names) {
+      return run('load', dir, ...names)
+    },
+    async inc(dir, { sets, removes }) {
+      const file = path.join(path.dirname(dir), `${path.basename(dir)}.change`)
+      const parts = [u32(sets.length)]
+      for (const [name, k, v] of sets) parts.push(...field(Buffer.from(name)), ...field(k), ...field(v))
+      parts.push(u32(removes.length))
+      for (const [name, k] of removes) parts.push(...field(Buffer.from(name)), ...field(k))
+      fs.writeFileSync(file, Buffer.concat(parts))
+      try {
+        return run('inc', dir, file)
+      } finally {
+        fs.rmSync(file, { force: true })
+      }
+    },
+  }
+}
+
 export const systems = {
   // The default configuration (LZ4 since issue 13).
   packcache: () => packcache(undefined),
@@ -185,4 +226,5 @@ export const systems = {
   'lmdb-compressed': () => lmdb(true),
   'webpack': webpackSerializer,
   'plain': plain,
+  'rspack': rspackStorage,
 }

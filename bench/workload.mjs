@@ -144,15 +144,22 @@ function decode(buf) {
   return scopes
 }
 
-/** The workload for `n` modules, generated once and cached on disk. */
-export function workload(n) {
+/** The file caching the workload for `n` modules (generated on first use):
+ * u32 scope count, then per scope its name, its item count and each key and
+ * value, every field prefixed by its u32 length (little-endian). */
+export function workloadFile(n) {
   const file = path.join(here, 'data', `workload-${n}.bin`)
   if (!fs.existsSync(file)) {
     fs.mkdirSync(path.dirname(file), { recursive: true })
     fs.writeFileSync(file + '.tmp', encode(generate(n)))
     fs.renameSync(file + '.tmp', file)
   }
-  return decode(fs.readFileSync(file))
+  return file
+}
+
+/** The workload for `n` modules, generated once and cached on disk. */
+export function workload(n) {
+  return decode(fs.readFileSync(workloadFile(n)))
 }
 
 export function describe(scopes) {
