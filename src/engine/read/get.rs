@@ -11,6 +11,7 @@ use crate::engine::manifest::{Manifest, PackMeta};
 use crate::engine::pack::bloom;
 use crate::engine::pack::format::BLOCK_SIZE;
 use crate::engine::pack::reader::{PackView, Verify};
+use crate::engine::par;
 
 impl Core {
     /// The committed value of `key`, reading the newest manifest (again
@@ -28,6 +29,10 @@ impl Core {
             .map_err(missing_as_corrupt)
     }
 
+    /// Packs are searched in parallel, each for the keys its filter may
+    /// hold: a key has one live copy (dead copies anywhere), so which pack
+    /// answers does not depend on the order (were a damaged store to hold
+    /// two live copies, the newest pack's wins).
     fn get_many_in(
         &self,
         manifest: &Manifest,
@@ -38,33 +43,41 @@ impl Core {
         let mut out = vec![None; keys.len()];
         let Some(meta) = manifest.scope(scope) else { return Ok(out) };
         let hashes: Vec<(u64, u64)> = keys.iter().map(|k| bloom::key_hash(k)).collect();
-        let mut pending: Vec<usize> = (0..keys.len()).collect();
-        // Newest first; a key has one live copy, dead copies anywhere.
-        for pack in meta.packs.iter().rev() {
-            let maybe: Vec<usize> =
-                pending.iter().copied().filter(|&n| bloom::may_contain(&pack.bloom, hashes[n])).collect();
-            if maybe.is_empty() {
-                continue;
-            }
-            let view = self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))?;
-            let found: Vec<(usize, usize)> = maybe
-                .into_iter()
-                .filter_map(|n| view.find(keys[n]).filter(|&i| !pack.is_dead(i as u32)).map(|i| (n, i)))
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            let items: Vec<usize> = found.iter().map(|&(_, i)| i).collect();
-            let values = view.read_values(&items).inspect_err(|e| self.note_damage_of(pack.id, e, final_attempt))?;
-            for ((n, _), value) in found.into_iter().zip(values) {
-                out[n] = Some(value);
-            }
-            pending.retain(|&n| out[n].is_none());
-            if pending.is_empty() {
-                break;
+        let jobs: Vec<(&PackMeta, Vec<usize>)> = meta
+            .packs
+            .iter()
+            .rev()
+            .map(|pack| (pack, (0..keys.len()).filter(|&n| bloom::may_contain(&pack.bloom, hashes[n])).collect()))
+            .filter(|(_, maybe): &(_, Vec<usize>)| !maybe.is_empty())
+            .collect();
+        let found = par::map(jobs, |(pack, maybe)| self.live_values_in(pack, keys, maybe, final_attempt));
+        for pack_found in found {
+            for (n, value) in pack_found? {
+                out[n].get_or_insert(value);
             }
         }
         Ok(out)
+    }
+
+    /// The live values in `pack` of the keys numbered `maybe`, each block
+    /// read once.
+    fn live_values_in(
+        &self,
+        pack: &PackMeta,
+        keys: &[&[u8]],
+        maybe: Vec<usize>,
+        final_attempt: bool,
+    ) -> Result<Vec<(usize, Vec<u8>)>> {
+        let view = self.cached_view(pack).inspect_err(|e| self.note_damage(pack, e, final_attempt))?;
+        let (numbers, items): (Vec<usize>, Vec<usize>) = maybe
+            .into_iter()
+            .filter_map(|n| view.find(keys[n]).filter(|&i| !pack.is_dead(i as u32)).map(|i| (n, i)))
+            .unzip();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values = view.read_values(&items).inspect_err(|e| self.note_damage_of(pack.id, e, final_attempt))?;
+        Ok(numbers.into_iter().zip(values).collect())
     }
 
     /// The committed value of `key` from state already held: the cached

@@ -34,7 +34,8 @@ fn build() -> (Arc<SimFs>, BTreeMap<String, Model>) {
     (sim, models)
 }
 
-/// Loads and gets everything from a damaged copy; panics on wrong bytes.
+/// Loads and gets everything (one key at a time and all at once) from a
+/// damaged copy; panics on wrong bytes.
 fn check(sim: Arc<SimFs>, models: &BTreeMap<String, Model>, ctx: &str) -> bool {
     let store = Store::open(options(), sim).unwrap();
     let mut corrupt = false;
@@ -53,6 +54,16 @@ fn check(sim: Arc<SimFs>, models: &BTreeMap<String, Model>, ctx: &str) -> bool {
                 Err(Error::Corrupted { .. }) => corrupt = true,
                 Err(e) => panic!("{ctx}: get: expected Corrupted, got {e}"),
             }
+        }
+        let keys: Vec<Vec<u8>> = models[scope].keys().cloned().collect();
+        match store.get_many(scope, &keys) {
+            Ok(values) => {
+                for (key, got) in keys.iter().zip(values) {
+                    assert_eq!(got.as_ref(), models[scope].get(key), "{ctx}: wrong value from get_many");
+                }
+            }
+            Err(Error::Corrupted { .. }) => corrupt = true,
+            Err(e) => panic!("{ctx}: get_many: expected Corrupted, got {e}"),
         }
     }
     corrupt
