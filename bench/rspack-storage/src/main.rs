@@ -78,11 +78,25 @@ async fn save(dir: &str, file: &str) -> f64 {
     t0.elapsed().as_secs_f64() * 1e3
 }
 
-async fn inc(dir: &str, file: &str) -> f64 {
+/// Bytes of the files under `dir` modified at or after `since`: what a save wrote.
+fn written_since(dir: &std::path::Path, since: std::time::SystemTime) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => written_since(&e.path(), since),
+            Ok(m) if m.modified().is_ok_and(|t| t >= since) => m.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+async fn inc(dir: &str, file: &str) -> String {
     let data = std::fs::read(file).unwrap();
     let mut f = Fields(&data);
     let sets: Vec<_> = (0..f.u32()).map(|_| (f.name(), f.bytes(), f.bytes())).collect();
     let removes: Vec<_> = (0..f.u32()).map(|_| (f.name(), f.bytes())).collect();
+    let since = std::time::SystemTime::now();
     let t0 = Instant::now();
     let mut storage = open(dir);
     for (name, k, v) in sets {
@@ -93,7 +107,8 @@ async fn inc(dir: &str, file: &str) -> f64 {
     }
     storage.save();
     storage.flush().await;
-    t0.elapsed().as_secs_f64() * 1e3
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    format!(r#"{{"ms":{ms},"written":{}}}"#, written_since(dir.as_ref(), since))
 }
 
 /// Loads every scope concurrently (as rspack's compiler does) and touches each
@@ -130,7 +145,7 @@ async fn main() {
     let (op, dir) = (args[0].as_str(), args[1].as_str());
     let line = match op {
         "save" => format!(r#"{{"ms":{}}}"#, save(dir, &args[2]).await),
-        "inc" => format!(r#"{{"ms":{}}}"#, inc(dir, &args[2]).await),
+        "inc" => inc(dir, &args[2]).await,
         "load" => load(dir, &args[2..]).await,
         _ => panic!("unknown op {op}"),
     };
